@@ -1,0 +1,61 @@
+"""The Starlette application factory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api import handlers, openapi, routes
+from memorose_dagster.errors import MemoroseError
+from memorose_dagster.node import Node
+from memorose_dagster.settings import Settings
+
+
+def create_app(settings: Settings | None = None, node: Node | None = None) -> Starlette:
+    """An app serving ``node`` (or a node it starts and stops itself from ``settings``)."""
+    settings = settings or (node.settings if node else Settings.from_env())
+    document = openapi.build()
+
+    async def openapi_json(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = node is None
+        app.state.node = node or Node(settings)
+        app.state.node.wait_ready()
+        try:
+            yield
+        finally:
+            if own:
+                app.state.node.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", routes.health),
+            Route("/api/v1/openapi.json", openapi_json),
+            Route("/api/v1/events", routes.ingest_event, methods=["POST"]),
+            Route("/api/v1/events/batch", routes.ingest_batch, methods=["POST"]),
+            Route("/api/v1/events/{event_id}", routes.get_event),
+            Route("/api/v1/retrieve", routes.retrieve, methods=["POST"]),
+            Route("/api/v1/cluster/status", routes.cluster_status),
+            Route("/api/v1/admin/log", routes.read_log),
+            Route("/api/v1/admin/commit", routes.commit, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={
+            MemoroseError: handlers.memorose_error,
+            ValidationError: handlers.validation_error,
+            HTTPException: handlers.http_error,
+            Exception: handlers.unexpected_error,
+        },
+    )
+    app.state.settings = settings
+    return app

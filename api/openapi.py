@@ -1,0 +1,78 @@
+"""The OpenAPI 3.1 document, built from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
+
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                   "field": {"type": "string"}}}}}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def _responses(ok: int, description: str, **errors: str) -> dict[str, Any]:
+    out: dict[str, Any] = {str(ok): {"description": description}}
+    for status, text in errors.items():
+        out[status.lstrip("_")] = {"description": text, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return out
+
+
+def _op(summary: str, ok: int, description: str, body: type[BaseModel] | None = None,
+        **errors: str) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": _responses(ok, description, **errors)}
+    if body is not None:
+        op["requestBody"] = _body(body)
+    return op
+
+
+BAD = {"_400": "invalid input (the error names the field)", "_401": "missing or unknown key",
+       "_413": "body over the size limit", "_503": "no leader / no quorum"}
+
+
+def build() -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": ERROR}
+    for model in (EventIn, EventBatchIn, RetrieveIn, CommitIn):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    paths = {
+        "/health": {"get": _op("Liveness and Raft role", 200, "ok")},
+        "/api/v1/events": {"post": _op("Ingest one event", 201, "{event_id, log_index}",
+                                       EventIn, **BAD)},
+        "/api/v1/events/batch": {"post": _op(
+            "Ingest a batch (all or nothing)", 201, "{event_ids, log_index} in the order sent",
+            EventBatchIn, **BAD)},
+        "/api/v1/events/{event_id}": {"get": {**_op("One event as stored", 200, "the event",
+                                                    _404="unknown event id"),
+            "parameters": [{"name": "event_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}]}},
+        "/api/v1/retrieve": {"post": _op(
+            "Hybrid retrieval with provenance", 200, "{results: [{id, layer, content, score, "
+            "provenance}]}", RetrieveIn, _404="unknown user_id", **BAD)},
+        "/api/v1/cluster/status": {"get": _op("Raft role, term, commit and applied index",
+                                              200, "status")},
+        "/api/v1/admin/log": {"get": {**_op("Committed log entries after a cursor (admin)",
+                                            200, "{entries, next_cursor, applied_index}",
+                                            _403="admin key required"),
+            "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer"}}]}},
+        "/api/v1/admin/commit": {"post": _op("Commit derived records as one command (admin)",
+                                             201, "{log_index}", CommitIn,
+                                             _403="admin key required", **BAD)},
+    }
+    return {"openapi": "3.1.0",
+            "info": {"title": "Memorose", "version": "1",
+                     "description": "Long-term memory lake for AI agents."},
+            "components": {"schemas": schemas, "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}], "paths": paths}

@@ -1,0 +1,51 @@
+"""Request bodies, validated with pydantic: unknown fields are rejected, ids must be plain text."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+
+
+def _plain_id(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or blank")
+    if any(ord(ch) < 32 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_plain_id)]
+Layer = Literal["L0", "L1", "L2"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(Strict):
+    user_id: Id
+    stream_id: Id
+    content: Annotated[StrictStr, Field(min_length=1)]
+    content_type: Annotated[StrictStr, Field(min_length=1, max_length=128)] = "text"
+    timestamp: datetime | None = Field(
+        default=None, description="ISO 8601 or Unix seconds; the node's receive time if absent")
+    metadata: dict[str, Any] = Field(default_factory=dict,
+                                     description="Any JSON object, returned as sent")
+
+
+class EventBatchIn(Strict):
+    events: Annotated[list[EventIn], Field(min_length=1)]
+
+
+class RetrieveIn(Strict):
+    user_id: Id
+    query: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+    top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
+    stream_id: Id | None = None
+    layers: Annotated[list[Layer], Field(min_length=1)] | None = None
+
+
+class CommitIn(Strict):
+    records: Annotated[list[dict[str, Any]], Field(min_length=1)]

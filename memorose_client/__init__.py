@@ -1,0 +1,124 @@
+"""Python client for the Memorose HTTP API.
+
+    from memorose_client import MemoroseClient
+    client = MemoroseClient("http://localhost:8000")
+    client.ingest("user_123", "session_1", "User loves hiking")
+    client.retrieve(user_id="user_123", stream_id="session_1", query="outdoor activities", top_k=5)
+
+Several node URLs may be given (a list, or one comma-separated string): a request that cannot
+reach a node, or that a node answers 503, is retried on the next one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+__all__ = ["MemoroseClient", "MemoroseAPIError", "MemoroseConnectionError"]
+
+
+class MemoroseAPIError(Exception):
+    """The API answered with an error: ``status``, ``code`` and ``message`` from its JSON body."""
+
+    def __init__(self, status: int, code: str, message: str, body: dict[str, Any]):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.body = status, code, message, body
+
+
+class MemoroseConnectionError(Exception):
+    """No node could be reached."""
+
+
+class MemoroseClient:
+    def __init__(self, base_url: str | list[str] = "http://localhost:8000",
+                 api_key: str | None = None, timeout: float = 30.0):
+        urls = base_url.split(",") if isinstance(base_url, str) else list(base_url)
+        self.urls = [u.strip().rstrip("/") for u in urls if u.strip()]
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(timeout=timeout, headers=headers)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MemoroseClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def ingest(self, user_id: str, stream_id: str, content: str, *,
+               metadata: dict[str, Any] | None = None, timestamp: float | datetime | None = None,
+               content_type: str = "text") -> dict[str, Any]:
+        """Store one event; returns ``{event_id, log_index}`` once it is committed."""
+        return self._request("POST", "/api/v1/events", _event(
+            user_id, stream_id, content, metadata, timestamp, content_type))
+
+    def ingest_batch(self, events: list[dict[str, Any]]) -> list[str]:
+        """Store events (dicts with the fields of ``ingest``) all or nothing; ids in order."""
+        body = {"events": [_event(e["user_id"], e["stream_id"], e["content"], e.get("metadata"),
+                                  e.get("timestamp"), e.get("content_type", "text"))
+                           for e in events]}
+        return self._request("POST", "/api/v1/events/batch", body)["event_ids"]
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v1/events/{event_id}")
+
+    def retrieve(self, user_id: str, query: str, top_k: int = 10, stream_id: str | None = None,
+                 layers: list[str] | None = None) -> list[dict[str, Any]]:
+        """Best memories for ``query``, each with ``id, layer, content, score, provenance``."""
+        body: dict[str, Any] = {"user_id": user_id, "query": query, "top_k": top_k}
+        if stream_id is not None:
+            body["stream_id"] = stream_id
+        if layers is not None:
+            body["layers"] = layers
+        return self._request("POST", "/api/v1/retrieve", body)["results"]
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health")
+
+    def cluster_status(self) -> dict[str, Any]:
+        return self._request("GET", "/api/v1/cluster/status")
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        last: Exception | None = None
+        for url in self.urls:
+            try:
+                response = self._http.request(method, url + path, json=body)
+            except httpx.TransportError as exc:
+                last = exc
+                continue
+            if response.status_code == 503 and url != self.urls[-1]:
+                last = _api_error(response)
+                continue
+            if response.status_code >= 400:
+                raise _api_error(response)
+            return response.json()
+        if isinstance(last, MemoroseAPIError):
+            raise last
+        raise MemoroseConnectionError(f"no Memorose node reachable at {self.urls}: {last}")
+
+
+def _event(user_id: str, stream_id: str, content: str, metadata: dict[str, Any] | None,
+           timestamp: float | datetime | None, content_type: str) -> dict[str, Any]:
+    event: dict[str, Any] = {"user_id": user_id, "stream_id": stream_id, "content": content,
+                             "content_type": content_type}
+    if metadata is not None:
+        event["metadata"] = metadata
+    if timestamp is not None:
+        event["timestamp"] = timestamp.isoformat() if isinstance(timestamp, datetime) else timestamp
+    return event
+
+
+def _api_error(response: httpx.Response) -> MemoroseAPIError:
+    try:
+        body = response.json()
+        error = body["error"]
+        return MemoroseAPIError(response.status_code, error["code"], error["message"], body)
+    except (ValueError, KeyError, TypeError):
+        return MemoroseAPIError(response.status_code, "http_error", response.text[:500], {})

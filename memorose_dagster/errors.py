@@ -1,0 +1,50 @@
+"""Domain errors. The API's handlers module alone turns them into HTTP responses."""
+
+from __future__ import annotations
+
+
+class MemoroseError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, **details: object):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(MemoroseError):
+    status = 400
+    code = "invalid_input"
+
+
+class PayloadTooLarge(MemoroseError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(MemoroseError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(MemoroseError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(MemoroseError):
+    status = 404
+    code = "not_found"
+
+
+class Unavailable(MemoroseError):
+    """The cluster cannot commit right now (no leader, no quorum, shutting down)."""
+
+    status = 503
+    code = "unavailable"
+
+
+class CommitTimeout(MemoroseError):
+    status = 504
+    code = "commit_timeout"

@@ -1,0 +1,111 @@
+"""BM25 over Tantivy: one index per node, every document scoped by tenant and user.
+
+One writer (the node's indexer thread); searches take a fresh searcher after each commit. Queries
+are built from plain word tokens, never handed raw to the query parser, so user text cannot break
+it. ``search`` never asks Tantivy for 0 hits (that panics with a BaseException).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import tantivy
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_RESERVED = {"and", "or", "not", "to", "in"}  # parser keywords, lowercased words are safe
+
+
+@dataclass(frozen=True, slots=True)
+class TextDoc:
+    id: str
+    tenant: str
+    user_id: str
+    stream_id: str
+    layer: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    layer: str
+    score: float
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw")
+    builder.add_text_field("layer", stored=True, tokenizer_name="raw")
+    for name in ("tenant", "user_id", "stream_id"):
+        builder.add_text_field(name, stored=False, tokenizer_name="raw")
+    builder.add_text_field("text", stored=False, tokenizer_name="en_stem")
+    return builder.build()
+
+
+def query_terms(text: str) -> list[str]:
+    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in _RESERVED]
+
+
+class FullTextIndex:
+    def __init__(self, path: str | Path, writer_heap: int = 64_000_000):
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._schema = _schema()
+        self._index = tantivy.Index(self._schema, path=str(path))
+        self._writer = self._index.writer(writer_heap, 1)
+        self._lock = threading.Lock()
+
+    def upsert(self, docs: list[TextDoc]) -> None:
+        with self._lock:
+            for doc in docs:
+                self._writer.delete_documents_by_term("id", doc.id)
+                self._writer.add_document(tantivy.Document(
+                    id=doc.id, tenant=doc.tenant, user_id=doc.user_id, stream_id=doc.stream_id,
+                    layer=doc.layer, text=doc.text))
+
+    def delete(self, ids: list[str]) -> None:
+        with self._lock:
+            for record_id in ids:
+                self._writer.delete_documents_by_term("id", record_id)
+
+    def commit(self) -> None:
+        with self._lock:
+            self._writer.commit()
+        self._index.reload()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._writer.delete_all_documents()
+            self._writer.commit()
+        self._index.reload()
+
+    def search(self, text: str, tenant: str, user_id: str, limit: int,
+               stream_id: str | None = None, layers: list[str] | None = None) -> list[Hit]:
+        terms = query_terms(text)
+        if not terms or limit <= 0:
+            return []
+        must = tantivy.Occur.Must
+        text_query = self._index.parse_query(" ".join(terms), ["text"])
+        clauses = [(must, text_query), (must, self._term("tenant", tenant)),
+                   (must, self._term("user_id", user_id))]
+        if stream_id is not None:
+            clauses.append((must, self._term("stream_id", stream_id)))
+        if layers:
+            clauses.append((must, tantivy.Query.boolean_query(
+                [(tantivy.Occur.Should, self._term("layer", layer)) for layer in layers])))
+        searcher = self._index.searcher()
+        result = searcher.search(tantivy.Query.boolean_query(clauses), limit)
+        hits = []
+        for score, address in result.hits:
+            doc = searcher.doc(address)
+            hits.append(Hit(doc["id"][0], doc["layer"][0], score))
+        return hits
+
+    def num_docs(self) -> int:
+        return self._index.searcher().num_docs
+
+    def _term(self, field: str, value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(self._schema, field, value)

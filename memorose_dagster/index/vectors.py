@@ -1,0 +1,104 @@
+"""Vectors in LanceDB: one table per node, rows scoped by tenant and user.
+
+Writes come in batches from the node's indexer (one LanceDB version per batch, not per row);
+``optimize`` compacts versions and builds an ANN index once the table is large enough that a
+filtered flat scan would cost more than the index.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+TABLE = "vectors"
+ANN_MIN_ROWS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRow:
+    id: str
+    tenant: str
+    user_id: str
+    stream_id: str
+    layer: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    id: str
+    layer: str
+    similarity: float
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class VectorIndex:
+    def __init__(self, path: str | Path, dim: int):
+        self._db = lancedb.connect(str(path))
+        self._dim = dim
+        self._schema = pa.schema([
+            pa.field("id", pa.string()), pa.field("tenant", pa.string()),
+            pa.field("user_id", pa.string()), pa.field("stream_id", pa.string()),
+            pa.field("layer", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)),
+        ])
+        self._lock = threading.Lock()
+        if TABLE in self._db.table_names():
+            self._table = self._db.open_table(TABLE)
+        else:
+            self._table = self._db.create_table(TABLE, schema=self._schema)
+        self._has_ann = bool(self._table.list_indices())
+
+    def upsert(self, rows: list[VectorRow]) -> None:
+        if not rows:
+            return
+        data = pa.Table.from_pylist([
+            {"id": r.id, "tenant": r.tenant, "user_id": r.user_id, "stream_id": r.stream_id,
+             "layer": r.layer, "vector": np.asarray(r.vector, dtype=np.float32)} for r in rows
+        ], schema=self._schema)
+        with self._lock:
+            (self._table.merge_insert("id").when_matched_update_all()
+             .when_not_matched_insert_all().execute(data))
+
+    def delete(self, ids: list[str]) -> None:
+        if ids:
+            with self._lock:
+                self._table.delete("id IN (" + ", ".join(_quote(i) for i in ids) + ")")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._table.delete("true")
+
+    def count(self) -> int:
+        return self._table.count_rows()
+
+    def optimize(self) -> None:
+        """Compact versions; build the ANN and scalar indexes once the table is large."""
+        from lancedb.index import Bitmap, IvfHnswSq
+
+        with self._lock:
+            self._table.optimize()
+            if not self._has_ann and self._table.count_rows() >= ANN_MIN_ROWS:
+                self._table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
+                self._table.create_index("user_id", config=Bitmap())
+                self._has_ann = True
+
+    def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
+               stream_id: str | None = None, layers: list[str] | None = None) -> list[VectorHit]:
+        where = f"tenant = {_quote(tenant)} AND user_id = {_quote(user_id)}"
+        if stream_id is not None:
+            where += f" AND stream_id = {_quote(stream_id)}"
+        if layers:
+            where += " AND layer IN (" + ", ".join(_quote(layer) for layer in layers) + ")"
+        query = (self._table.search(np.asarray(vector, dtype=np.float32))
+                 .distance_type("cosine").where(where, prefilter=True)
+                 .select(["id", "layer", "_distance"]).limit(limit))
+        return [VectorHit(row["id"], row["layer"], 1.0 - float(row["_distance"]))
+                for row in query.to_list()]

@@ -1,0 +1,158 @@
+"""Keeps a node's derived indexes (Tantivy, LanceDB) in step with its RocksDB store.
+
+The indexer follows the store's committed log (the ``s/`` keys) from its own watermark, which it
+persists after every commit of the indexes. One code path serves live indexing, catch-up after a
+crash (entries applied but not yet indexed), snapshot installs and ``memorose reindex``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from memorose_dagster.index.embedding import vector_from_bytes
+from memorose_dagster.index.fulltext import FullTextIndex, TextDoc
+from memorose_dagster.index.vectors import VectorIndex, VectorRow
+from memorose_dagster.log import keys
+from memorose_dagster.log.store import Store
+from memorose_dagster.records import LAYER_OF_KIND
+
+log = logging.getLogger("memorose.indexer")
+
+PAGE = 2000
+OPTIMIZE_EVERY = 200  # LanceDB writes between compactions
+
+
+def record_id(record: dict[str, Any]) -> str:
+    return record["event_id"] if record["kind"] == "event" else record["id"]
+
+
+class Indexer:
+    def __init__(self, store: Store, fulltext: FullTextIndex, vectors: VectorIndex,
+                 watermark_path: Path):
+        self._store = store
+        self.fulltext = fulltext
+        self.vectors = vectors
+        self._watermark_path = watermark_path
+        self.indexed = self._read_watermark()
+        self._cond = threading.Condition()
+        self._wanted = 0
+        self._stop = False
+        self._vector_writes = 0
+        self._thread = threading.Thread(target=self._run, name="memorose-indexer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def notify(self, log_index: int) -> None:
+        """Called by the state machine after it applied ``log_index``."""
+        with self._cond:
+            self._wanted = max(self._wanted, log_index)
+            self._cond.notify_all()
+
+    def wait_for(self, log_index: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.indexed < log_index:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def reset(self) -> None:
+        """Drop both indexes; the thread rebuilds them from RocksDB."""
+        with self._cond:
+            self.fulltext.clear()
+            self.vectors.clear()
+            self.indexed = 0
+            self._write_watermark(0)
+            self._wanted = max(self._wanted, self._store.applied_index)
+            self._cond.notify_all()
+
+    def catch_up(self) -> int:
+        """Index everything applied but not yet indexed, in this thread. Returns entries done."""
+        done = 0
+        while True:
+            entries = self._store.read_log(self.indexed, PAGE)
+            if not entries:
+                return done
+            self._index(entries)
+            done += len(entries)
+
+    def _run(self) -> None:
+        with self._cond:
+            self._wanted = max(self._wanted, self._store.applied_index)
+        while True:
+            with self._cond:
+                while not self._stop and self._wanted <= self.indexed:
+                    self._cond.wait()
+                if self._stop:
+                    return
+            try:
+                self.catch_up()
+            except Exception:  # keep the node up; the next notify retries from the watermark
+                log.exception("indexing failed after log index %d", self.indexed)
+                time.sleep(0.5)
+
+    def _index(self, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        docs: list[TextDoc] = []
+        rows: list[VectorRow] = []
+        deletes: list[str] = []
+        for _, records in entries:
+            for record in records:
+                kind = record["kind"]
+                if kind in LAYER_OF_KIND:
+                    docs.append(TextDoc(record_id(record), record["tenant"], record["user_id"],
+                                        record.get("stream_id", ""), LAYER_OF_KIND[kind],
+                                        record["content"]))
+                elif kind == "vector":
+                    row = self._vector_row(record)
+                    if row is not None:
+                        rows.append(row)
+                elif kind == "tombstone":
+                    deletes.append(record["target_id"])
+        self.fulltext.upsert(docs)
+        self.fulltext.delete(deletes)
+        self.fulltext.commit()
+        self.vectors.upsert(rows)
+        self.vectors.delete(deletes)
+        if rows:
+            self._vector_writes += 1
+            if self._vector_writes % OPTIMIZE_EVERY == 0:
+                self.vectors.optimize()
+        last = entries[-1][0]
+        self._write_watermark(last)
+        with self._cond:
+            self.indexed = last
+            self._cond.notify_all()
+
+    def _vector_row(self, vector: dict[str, Any]) -> VectorRow | None:
+        kind = {"L0": "event", "L1": "l1", "L2": "l2"}[vector["layer"]]
+        target = self._store.get(keys.target_key(vector["tenant"], kind, vector["record_id"]))
+        if target is None:  # forgotten since: nothing to index
+            return None
+        return VectorRow(vector["record_id"], vector["tenant"], target["user_id"],
+                         target.get("stream_id", ""), vector["layer"],
+                         vector_from_bytes(vector["values"]))
+
+    def _read_watermark(self) -> int:
+        try:
+            return int(self._watermark_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _write_watermark(self, value: int) -> None:
+        tmp = self._watermark_path.with_suffix(".tmp")
+        tmp.write_text(str(value))
+        os.replace(tmp, self._watermark_path)

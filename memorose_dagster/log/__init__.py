@@ -1,0 +1,1 @@
+"""The replicated log: RocksDB key layout, the state machine, and the pysyncobj glue."""

@@ -1,0 +1,79 @@
+"""RocksDB key layout. Every key of the store is built here and nowhere else.
+
+Components are joined by ``\\x1f`` (ASCII unit separator), which the API refuses inside ids, so a
+user id may contain ``/`` or ``:`` without ever colliding with another key. Tenant comes first in
+every data key: isolation is a key prefix, never a filter applied after the read.
+
+    m\\x1fapplied                          -> u64 BE: last Raft index applied to this store
+    e\\x1f{tenant}\\x1f{event_id}             -> L0 event (msgpack map)
+    u\\x1f{tenant}\\x1f{user_id}\\x1f{event_id}   -> b"" (a user's events, in time order)
+    r\\x1f{kind}\\x1f{tenant}\\x1f{id}          -> derived record: kind l1, l2, entity, relation
+    v\\x1f{tenant}\\x1f{record_id}            -> vector record (msgpack, float32 bytes inside)
+    t\\x1f{tenant}\\x1f{kind}\\x1f{id}          -> tombstone (msgpack)
+    s\\x1f{log_index:016x}                  -> msgpack list of the data keys that index wrote:
+                                             the pipeline reads the log through these
+"""
+
+from __future__ import annotations
+
+SEP = "\x1f"
+APPLIED = b"m\x1fapplied"
+SEQ_PREFIX = b"s\x1f"
+
+
+def _key(*parts: str) -> bytes:
+    return SEP.join(parts).encode()
+
+
+def event(tenant: str, event_id: str) -> bytes:
+    return _key("e", tenant, event_id)
+
+
+def user_event(tenant: str, user_id: str, event_id: str) -> bytes:
+    return _key("u", tenant, user_id, event_id)
+
+
+def user_events_prefix(tenant: str, user_id: str) -> bytes:
+    return _key("u", tenant, user_id, "")
+
+
+def derived(kind: str, tenant: str, record_id: str) -> bytes:
+    return _key("r", kind, tenant, record_id)
+
+
+def derived_prefix(kind: str, tenant: str) -> bytes:
+    return _key("r", kind, tenant, "")
+
+
+def vector(tenant: str, record_id: str) -> bytes:
+    return _key("v", tenant, record_id)
+
+
+def tombstone(tenant: str, kind: str, record_id: str) -> bytes:
+    return _key("t", tenant, kind, record_id)
+
+
+def seq(log_index: int) -> bytes:
+    return SEQ_PREFIX + f"{log_index:016x}".encode()
+
+
+def seq_index(key: bytes) -> int:
+    return int(key[len(SEQ_PREFIX):], 16)
+
+
+def record_key(record: dict) -> bytes:
+    """The primary key of a record dict (as committed)."""
+    kind = record["kind"]
+    if kind == "event":
+        return event(record["tenant"], record["event_id"])
+    if kind == "vector":
+        return vector(record["tenant"], record["record_id"])
+    if kind == "tombstone":
+        return tombstone(record["tenant"], record["target_kind"], record["target_id"])
+    return derived(kind, record["tenant"], record["id"])
+
+
+def target_key(tenant: str, kind: str, record_id: str) -> bytes:
+    if kind == "event":
+        return event(tenant, record_id)
+    return derived(kind, tenant, record_id)

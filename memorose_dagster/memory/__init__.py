@@ -1,0 +1,1 @@
+"""Pure memory logic: consolidation, forgetting, graph, insights and ranking (no I/O)."""

@@ -1,0 +1,170 @@
+"""A Memorose node: the replicated log, its RocksDB store, and the indexes derived from it.
+
+Writes go through ``submit``: one Raft command, acknowledged once committed, applied to this
+node's RocksDB and indexed (so an acknowledged event is searchable at once). Reads are local.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pysyncobj import SyncObjException
+from pysyncobj.syncobj import _RAFT_STATE
+
+from memorose_dagster.errors import CommitTimeout, NotFound, Unavailable
+from memorose_dagster.index.embedding import Embedder, LocalMiniLM
+from memorose_dagster.index.fulltext import FullTextIndex
+from memorose_dagster.index.vectors import VectorIndex
+from memorose_dagster.indexer import Indexer, record_id
+from memorose_dagster.log import keys
+from memorose_dagster.log.replicated import FAIL_REASONS, MemoryLog
+from memorose_dagster.log.store import Store
+from memorose_dagster.memory.rank import fuse
+from memorose_dagster.records import Event, pack
+from memorose_dagster.settings import Settings
+
+log = logging.getLogger("memorose.node")
+
+ROLES = {_RAFT_STATE.FOLLOWER: "follower", _RAFT_STATE.CANDIDATE: "candidate",
+         _RAFT_STATE.LEADER: "leader"}
+KIND_OF_LAYER = {"L0": "event", "L1": "l1", "L2": "l2"}
+
+
+class Node:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        home = settings.home
+        self.embedder = embedder or LocalMiniLM()
+        self.embedder.embed(["warm-up"])  # load the model now, not in the first request
+        self.store = Store(home / "rocksdb")
+        self.indexer = Indexer(self.store, FullTextIndex(home / "tantivy"),
+                               VectorIndex(home / "lancedb", self.embedder.dim),
+                               home / "indexed.watermark")
+        self.indexer.start()
+        self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
+                             home / "raft", settings.resolved_secret(),
+                             on_applied=lambda index, _records: self.indexer.notify(index),
+                             on_snapshot_installed=self.indexer.reset)
+        self._embed_worker = None
+        if settings.embed_worker:
+            from memorose_dagster.embed_worker import EmbedWorker
+
+            self._embed_worker = EmbedWorker(self, home / "embedded.watermark")
+            self._embed_worker.start()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
+        """Commit ``records`` as one log command; returns its log index once applied here."""
+        timeout = self.settings.commit_timeout
+        try:
+            index = self.log.apply_batch(pack(records), sync=True, timeout=timeout)
+        except SyncObjException as exc:
+            if exc.errorCode == "Timeout":
+                raise CommitTimeout(f"command not committed within {timeout:.0f}s",
+                                    leader=self.leader()) from exc
+            reason = FAIL_REASONS.get(exc.errorCode, f"raft error {exc.errorCode}")
+            raise Unavailable(f"cannot commit: {reason}", leader=self.leader()) from exc
+        if wait_indexed and not self.indexer.wait_for(index, timeout):
+            raise CommitTimeout(f"log index {index} committed but not yet applied here")
+        return index
+
+    def ingest(self, events: list[Event]) -> int:
+        return self.submit([event.to_dict() for event in events])
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_event(self, tenant: str, event_id: str) -> dict[str, Any]:
+        event = self.store.get(keys.event(tenant, event_id))
+        if event is None:
+            raise NotFound(f"no event {event_id!r}")
+        return event
+
+    def has_user(self, tenant: str, user_id: str) -> bool:
+        return next(self.store.user_event_ids(tenant, user_id), None) is not None
+
+    def get_record(self, tenant: str, layer: str, rid: str) -> dict[str, Any] | None:
+        return self.store.get(keys.target_key(tenant, KIND_OF_LAYER[layer], rid))
+
+    def retrieve(self, tenant: str, user_id: str, query: str, top_k: int,
+                 stream_id: str | None = None, layers: list[str] | None = None,
+                 ) -> list[dict[str, Any]]:
+        pool = max(3 * top_k, 30)
+        text_hits = self.indexer.fulltext.search(query, tenant, user_id, pool, stream_id, layers)
+        query_vector = self.embedder.embed([query])[0]
+        vector_hits = self.indexer.vectors.search(query_vector, tenant, user_id, pool,
+                                                  stream_id, layers)
+        layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
+        fused = fuse(((h.id, h.score) for h in text_hits),
+                     ((h.id, h.similarity) for h in vector_hits))
+        results = []
+        for rid, score in fused:
+            record = self.get_record(tenant, layer_of[rid], rid)
+            if record is None:  # forgotten after the index was read
+                continue
+            results.append(self._result(tenant, layer_of[rid], record, score))
+            if len(results) == top_k:
+                break
+        return results
+
+    def _result(self, tenant: str, layer: str, record: dict[str, Any],
+                score: float) -> dict[str, Any]:
+        source_ids = [record["event_id"]] if layer == "L0" else record["source_event_ids"]
+        provenance = []
+        for event_id in source_ids:
+            event = self.store.get(keys.event(tenant, event_id))
+            if event is not None:
+                provenance.append({k: event[k] for k in
+                                   ("event_id", "stream_id", "timestamp", "metadata")})
+        result = {"id": record_id(record), "layer": layer, "content": record["content"],
+                  "score": round(score, 6), "user_id": record["user_id"],
+                  "stream_id": record.get("stream_id"), "provenance": provenance}
+        if layer == "L0":
+            result["timestamp"] = record["timestamp"]
+        return result
+
+    def read_log(self, after: int, limit: int) -> list[dict[str, Any]]:
+        return [{"log_index": index, "records": records}
+                for index, records in self.store.read_log(after, limit)]
+
+    # -- cluster -------------------------------------------------------------------------------
+
+    def leader(self) -> str | None:
+        leader = self.log._getLeader()
+        return leader.address if leader is not None else None
+
+    def is_leader(self) -> bool:
+        return self.log._isLeader()
+
+    def status(self) -> dict[str, Any]:
+        raft = self.log.getStatus()
+        return {
+            "node_id": self.settings.name,
+            "raft_address": self.settings.raft_address,
+            "role": ROLES.get(raft["state"], str(raft["state"])),
+            "leader": self.leader(),
+            "term": raft["raft_term"],
+            "commit_index": raft["commit_idx"],
+            "applied_index": self.store.applied_index,
+            "indexed_index": self.indexer.indexed,
+            "has_quorum": raft["has_quorum"],
+            "peers": list(self.settings.peers),
+        }
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until this node knows a leader and has applied what the log had at start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.leader() is not None and self.log.isReady():
+                return
+            time.sleep(0.02)
+        raise Unavailable(f"no Raft leader after {timeout:.0f}s")
+
+    def close(self) -> None:
+        if self._embed_worker is not None:
+            self._embed_worker.stop()
+        self.log.destroy_synchronous()
+        self.indexer.stop()
+        self.store.close()

@@ -1,0 +1,178 @@
+"""The record types every layer shares, and their byte encoding.
+
+Records travel through the Raft log and sit in RocksDB as msgpack maps (never pickle). Each
+record has a ``kind``; the state machine dispatches on it. L0 events come from the API, every
+other kind is derived (by the pipeline) and committed back through the log.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import msgpack
+
+DEFAULT_TENANT = "default"
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """A 26-character ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+@dataclass(slots=True)
+class Record:
+    kind: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kind"] = self.kind
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(slots=True)
+class Event(Record):
+    """L0: one raw event exactly as sent, plus the node's id and the committing log index."""
+
+    kind: ClassVar[str] = "event"
+    event_id: str
+    tenant: str
+    user_id: str
+    stream_id: str
+    content: str
+    timestamp: float
+    content_type: str = "text"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    log_index: int = 0
+
+
+@dataclass(slots=True)
+class Memory(Record):
+    """L1: a consolidated memory distilled from one or more events."""
+
+    kind: ClassVar[str] = "l1"
+    id: str
+    tenant: str
+    user_id: str
+    stream_id: str
+    content: str
+    source_event_ids: list[str]
+    importance: float = 0.5
+    keywords: list[str] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
+    valid_from: float | None = None
+    valid_to: float | None = None
+    created_at: float = 0.0
+    superseded_by: str | None = None
+    pinned: bool = False
+    derivation: str = ""
+    log_index: int = 0
+
+
+@dataclass(slots=True)
+class Insight(Record):
+    """L2: what many memories say together; the id is stable so a rerun updates it in place."""
+
+    kind: ClassVar[str] = "l2"
+    id: str
+    tenant: str
+    user_id: str
+    content: str
+    member_ids: list[str]
+    source_event_ids: list[str]
+    topic: str = ""
+    importance: float = 0.5
+    created_at: float = 0.0
+    derivation: str = ""
+    log_index: int = 0
+
+
+@dataclass(slots=True)
+class Entity(Record):
+    """Graph node: a person, place, organisation or thing mentioned in memories."""
+
+    kind: ClassVar[str] = "entity"
+    id: str
+    tenant: str
+    user_id: str
+    name: str
+    entity_type: str = "thing"
+    aliases: list[str] = field(default_factory=list)
+    memory_ids: list[str] = field(default_factory=list)
+    log_index: int = 0
+
+
+@dataclass(slots=True)
+class Relation(Record):
+    """Graph edge: typed, weighted, time-stamped, with the events it rests on."""
+
+    kind: ClassVar[str] = "relation"
+    id: str
+    tenant: str
+    user_id: str
+    source: str
+    target: str
+    relation: str
+    weight: float = 1.0
+    timestamp: float = 0.0
+    source_event_ids: list[str] = field(default_factory=list)
+    log_index: int = 0
+
+
+@dataclass(slots=True)
+class Vector(Record):
+    """An embedding of one record's text, committed through the log like any other state."""
+
+    kind: ClassVar[str] = "vector"
+    tenant: str
+    record_id: str
+    layer: str
+    model: str
+    values: bytes  # float32 little-endian
+    log_index: int = 0
+
+
+@dataclass(slots=True)
+class Tombstone(Record):
+    """Forgetting: the target disappears from RocksDB and every index derived from it."""
+
+    kind: ClassVar[str] = "tombstone"
+    tenant: str
+    target_kind: str
+    target_id: str
+    reason: str = ""
+    log_index: int = 0
+
+
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.kind: cls for cls in (Event, Memory, Insight, Entity, Relation, Vector, Tombstone)
+}
+
+LAYER_OF_KIND = {"event": "L0", "l1": "L1", "l2": "L2"}
+
+
+def record_from_dict(data: dict[str, Any]) -> Record:
+    try:
+        cls = RECORD_TYPES[data["kind"]]
+    except KeyError as exc:
+        raise ValueError(f"unknown record kind: {data.get('kind')!r}") from exc
+    return cls.from_dict(data)
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
