@@ -59,6 +59,7 @@ def reindex(args: argparse.Namespace) -> int:
     indexer.vectors.optimize()
     print(f"reindexed {entries} log entries: {indexer.fulltext.num_docs()} documents in Tantivy, "
           f"{indexer.vectors.count()} vectors in LanceDB")
+    indexer.fulltext.close()
     store.close()
     return 0
 

@@ -167,4 +167,5 @@ class Node:
             self._embed_worker.stop()
         self.log.destroy_synchronous()
         self.indexer.stop()
+        self.indexer.fulltext.close()
         self.store.close()

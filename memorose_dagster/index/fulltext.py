@@ -104,6 +104,13 @@ class FullTextIndex:
             hits.append(Hit(doc["id"][0], doc["layer"][0], score))
         return hits
 
+    def close(self) -> None:
+        """Release the writer (and its directory lock) so the index can be opened again."""
+        with self._lock:
+            self._writer.commit()
+            self._writer.wait_merging_threads()
+            self._writer = None
+
     def num_docs(self) -> int:
         return self._index.searcher().num_docs
 

@@ -50,10 +50,7 @@ class VectorIndex:
             pa.field("layer", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)),
         ])
         self._lock = threading.Lock()
-        if TABLE in self._db.table_names():
-            self._table = self._db.open_table(TABLE)
-        else:
-            self._table = self._db.create_table(TABLE, schema=self._schema)
+        self._table = self._db.create_table(TABLE, schema=self._schema, exist_ok=True)
         self._has_ann = bool(self._table.list_indices())
 
     def upsert(self, rows: list[VectorRow]) -> None:

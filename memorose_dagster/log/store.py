@@ -95,7 +95,7 @@ class Store:
             yield unpack(value)
 
     def read_log(self, after: int, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:
-        """Committed entries with index > ``after``, oldest first: (index, records still present)."""
+        """Committed entries after index ``after``, oldest first: (index, records present)."""
         out: list[tuple[int, list[dict[str, Any]]]] = []
         for key, value in self._db.items(from_key=keys.seq(after + 1)):
             if not key.startswith(keys.SEQ_PREFIX) or len(out) >= limit:
