@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/cluster/status", routes.cluster_status),
             Route("/api/v1/admin/log", routes.read_log),
             Route("/api/v1/admin/commit", routes.commit, methods=["POST"]),
+            Route("/api/v1/admin/records", routes.list_records),
         ],
         lifespan=lifespan,
         exception_handlers={

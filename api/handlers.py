@@ -15,7 +15,8 @@ log = logging.getLogger("memorose.api")
 
 
 def error_response(status: int, code: str, message: str, **details: object) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **details}}, status_code=status)
+    body = {"error": {"code": code, "message": message, **details}}
+    return JSONResponse(body, status_code=status)
 
 
 def memorose_error(_request: Request, exc: Exception) -> JSONResponse:

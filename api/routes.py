@@ -16,7 +16,7 @@ from api.auth import require_admin, tenant_of
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
 from memorose_dagster.errors import InvalidInput, NotFound, PayloadTooLarge
 from memorose_dagster.node import Node
-from memorose_dagster.records import Event, new_id, record_from_dict
+from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
 
 
 def _node(request: Request) -> Node:
@@ -110,22 +110,50 @@ async def cluster_status(request: Request) -> JSONResponse:
 
 
 async def read_log(request: Request) -> JSONResponse:
-    """Pipeline: committed entries after a cursor (log index), oldest first, in pages."""
+    """Pipeline: committed entries after a cursor (log index), oldest first, in pages.
+
+    ``kinds`` (comma-separated) keeps only those record kinds; ``until`` stops at an index.
+    ``next_cursor`` is the last index scanned, so a filtered page still moves the cursor.
+    """
     require_admin(request)
-    try:
-        after = int(request.query_params.get("after", "0"))
-        limit = int(request.query_params.get("limit", "500"))
-    except ValueError as exc:
-        raise InvalidInput("after and limit must be integers", field="after") from exc
+    params = request.query_params
+    after, limit = _int_param(params, "after", 0), _int_param(params, "limit", 500)
+    until = _int_param(params, "until", -1)
     if after < 0 or not 1 <= limit <= 5000:
         raise InvalidInput("after must be >= 0 and limit within 1..5000", field="limit")
+    kinds = set(filter(None, params.get("kinds", "").split(","))) or None
+    unknown = (kinds or set()) - set(RECORD_TYPES)
+    if unknown:
+        raise InvalidInput(f"unknown kinds: {sorted(unknown)}", field="kinds")
     node = _node(request)
-    entries = await run_in_threadpool(node.read_log, after, limit)
-    for entry in entries:
-        entry["records"] = [_jsonable(r) for r in entry["records"]]
-    return JSONResponse({"entries": entries,
-                         "next_cursor": entries[-1]["log_index"] if entries else after,
-                         "applied_index": node.store.applied_index})
+    entries, scanned_to = await run_in_threadpool(
+        node.store.scan_log, after, limit, kinds, until if until >= 0 else None)
+    return JSONResponse({
+        "entries": [{"log_index": index, "records": [_jsonable(r) for r in records]}
+                    for index, records in entries],
+        "next_cursor": scanned_to, "applied_index": node.store.applied_index})
+
+
+async def list_records(request: Request) -> JSONResponse:
+    """Pipeline: every derived record of one kind for one user."""
+    require_admin(request)
+    params = request.query_params
+    kind, user_id = params.get("kind", ""), params.get("user_id", "")
+    if kind not in ("l1", "l2", "entity", "relation"):
+        raise InvalidInput("kind must be one of l1, l2, entity, relation", field="kind")
+    if not user_id:
+        raise InvalidInput("user_id is required", field="user_id")
+    tenant = params.get("tenant", DEFAULT_TENANT)
+    records = await run_in_threadpool(_node(request).store.derived_for_user, kind, tenant,
+                                      user_id)
+    return JSONResponse({"records": records})
+
+
+def _int_param(params: Any, name: str, default: int) -> int:
+    try:
+        return int(params.get(name, default))
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be an integer", field=name) from exc
 
 
 async def commit(request: Request) -> JSONResponse:

@@ -11,6 +11,7 @@ reach a node, or that a node answers 503, is retried on the next one.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +83,28 @@ class MemoroseClient:
 
     def cluster_status(self) -> dict[str, Any]:
         return self._request("GET", "/api/v1/cluster/status")
+
+    # -- pipeline (admin key) ------------------------------------------------------------------
+
+    def read_log(self, after: int, limit: int = 500, kinds: list[str] | None = None,
+                 until: int | None = None) -> dict[str, Any]:
+        """Committed entries after log index ``after``: entries, next_cursor, applied_index."""
+        params = f"?after={after}&limit={limit}"
+        if kinds:
+            params += "&kinds=" + ",".join(kinds)
+        if until is not None:
+            params += f"&until={until}"
+        return self._request("GET", "/api/v1/admin/log" + params)
+
+    def list_records(self, kind: str, user_id: str, tenant: str = "default") -> list[dict]:
+        query = httpx.QueryParams(kind=kind, user_id=user_id, tenant=tenant)
+        return self._request("GET", f"/api/v1/admin/records?{query}")["records"]
+
+    def commit(self, records: list[dict[str, Any]]) -> int:
+        """Commit derived records as one log command; returns its log index."""
+        body = {"records": [{k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+                             for k, v in r.items()} for r in records]}
+        return self._request("POST", "/api/v1/admin/commit", body)["log_index"]
 
     # -- transport -----------------------------------------------------------------------------
 

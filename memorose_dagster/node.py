@@ -47,12 +47,6 @@ class Node:
                              home / "raft", settings.resolved_secret(),
                              on_applied=lambda index, _records: self.indexer.notify(index),
                              on_snapshot_installed=self.indexer.reset)
-        self._embed_worker = None
-        if settings.embed_worker:
-            from memorose_dagster.embed_worker import EmbedWorker
-
-            self._embed_worker = EmbedWorker(self, home / "embedded.watermark")
-            self._embed_worker.start()
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -125,10 +119,6 @@ class Node:
             result["timestamp"] = record["timestamp"]
         return result
 
-    def read_log(self, after: int, limit: int) -> list[dict[str, Any]]:
-        return [{"log_index": index, "records": records}
-                for index, records in self.store.read_log(after, limit)]
-
     # -- cluster -------------------------------------------------------------------------------
 
     def leader(self) -> str | None:
@@ -163,8 +153,6 @@ class Node:
         raise Unavailable(f"no Raft leader after {timeout:.0f}s")
 
     def close(self) -> None:
-        if self._embed_worker is not None:
-            self._embed_worker.stop()
         self.log.destroy_synchronous()
         self.indexer.stop()
         self.indexer.fulltext.close()

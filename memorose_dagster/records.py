@@ -176,3 +176,19 @@ def pack(obj: Any) -> bytes:
 
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A deterministic id: the same inputs give the same id on every rerun and every replica."""
+    import hashlib
+
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+    return f"{prefix}_{digest}"
+
+
+def id_time_ms(ulid: str) -> int:
+    """The millisecond timestamp inside an id made by ``new_id``."""
+    value = 0
+    for ch in ulid[:10]:
+        value = value * 32 + _CROCKFORD.index(ch)
+    return value

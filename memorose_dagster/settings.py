@@ -31,7 +31,6 @@ class Settings:
     max_batch: int = 1000
     max_content_chars: int = 64 * 1024
     commit_timeout: float = 10.0
-    embed_worker: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -53,7 +52,6 @@ class Settings:
             max_batch=int(_env("MAX_BATCH", str(cls.max_batch))),
             max_content_chars=int(_env("MAX_CONTENT_CHARS", str(cls.max_content_chars))),
             commit_timeout=float(_env("COMMIT_TIMEOUT", str(cls.commit_timeout))),
-            embed_worker=_env("EMBED_WORKER", "1") not in ("0", "false", "no"),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -111,3 +111,27 @@ def live_node(tmp_path: Path) -> Iterator[LiveNode]:
             node.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             node.kill()
+
+
+@dataclass
+class ServedNode:
+    node: Node
+    url: str
+
+
+@pytest.fixture
+def served_node(node: Node) -> Iterator[ServedNode]:
+    """``node`` behind uvicorn on a loopback port, in a thread: real HTTP, inspectable node."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(node=node), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn started")
+    yield ServedNode(node, f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from conftest import wait_until
-
 from memorose_dagster.node import Node
 
 
@@ -64,14 +62,6 @@ def test_stream_filter(client):
     ingest(client, stream="home", content="report the broken heater")
     results = retrieve(client, "user_123", "report", stream_id="work")
     assert [r["stream_id"] for r in results] == ["work"]
-
-
-def test_vectors_find_meaning_without_shared_words(client, node: Node):
-    ingest(client, content="User loves hiking in the mountains")
-    ingest(client, content="The quarterly tax forms are due")
-    wait_until(lambda: node.indexer.vectors.count() == 2, what="vectors committed")
-    results = retrieve(client, "user_123", "outdoor activities", top_k=2)
-    assert results[0]["content"] == "User loves hiking in the mountains"
 
 
 def test_layers_filter(client):

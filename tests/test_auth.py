@@ -13,7 +13,7 @@ from memorose_dagster.node import Node
 @pytest.fixture
 def keyed(tmp_path, embedder):
     settings = make_settings(tmp_path / "k", api_keys={"key-a": "acme", "key-b": "globex"},
-                             admin_key="admin-secret", embed_worker=False)
+                             admin_key="admin-secret")
     node = Node(settings, embedder=embedder)
     node.wait_ready()
     with TestClient(create_app(node=node)) as client:

@@ -70,7 +70,7 @@ def test_empty_batch_rejected(client):
 @pytest.fixture
 def small_node(tmp_path: Path, embedder):
     settings = make_settings(tmp_path / "small", max_body_bytes=4096, max_batch=3,
-                             max_content_chars=100, embed_worker=False)
+                             max_content_chars=100)
     node = Node(settings, embedder=embedder)
     node.wait_ready()
     with TestClient(create_app(node=node)) as client:

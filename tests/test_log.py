@@ -65,7 +65,7 @@ def test_read_log_pages_from_a_cursor(tmp_path):
 
 
 def test_snapshot_then_restart_keeps_everything(tmp_path, embedder):
-    settings = make_settings(tmp_path / "n", embed_worker=False)
+    settings = make_settings(tmp_path / "n")
     node = Node(settings, embedder=embedder)
     node.wait_ready()
     ids = []

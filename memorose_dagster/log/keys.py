@@ -77,3 +77,15 @@ def target_key(tenant: str, kind: str, record_id: str) -> bytes:
     if kind == "event":
         return event(tenant, record_id)
     return derived(kind, tenant, record_id)
+
+
+def kind_of(key: bytes) -> str:
+    """The record kind a data key holds (inverse of ``record_key``)."""
+    head = key[:2]
+    if head == b"e\x1f":
+        return "event"
+    if head == b"v\x1f":
+        return "vector"
+    if head == b"t\x1f":
+        return "tombstone"
+    return key.split(b"\x1f", 2)[1].decode()

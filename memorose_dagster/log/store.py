@@ -96,13 +96,33 @@ class Store:
 
     def read_log(self, after: int, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:
         """Committed entries after index ``after``, oldest first: (index, records present)."""
+        return self.scan_log(after, limit)[0]
+
+    def scan_log(self, after: int, limit: int, kinds: set[str] | None = None,
+                 until: int | None = None, max_scan: int = 100_000,
+                 ) -> tuple[list[tuple[int, list[dict[str, Any]]]], int]:
+        """Like ``read_log``, keeping only records of ``kinds`` (entries with none are skipped),
+        up to index ``until``. Returns the entries and the last index scanned (the next cursor).
+        """
         out: list[tuple[int, list[dict[str, Any]]]] = []
-        for key, value in self._db.items(from_key=keys.seq(after + 1)):
-            if not key.startswith(keys.SEQ_PREFIX) or len(out) >= limit:
+        scanned_to = after
+        for n, (key, value) in enumerate(self._db.items(from_key=keys.seq(after + 1))):
+            if not key.startswith(keys.SEQ_PREFIX) or len(out) >= limit or n >= max_scan:
                 break
-            records = [r for r in (self.get(k) for k in unpack(value)) if r is not None]
-            out.append((keys.seq_index(key), records))
-        return out
+            index = keys.seq_index(key)
+            if until is not None and index > until:
+                break
+            scanned_to = index
+            wanted = [k for k in unpack(value) if kinds is None or keys.kind_of(k) in kinds]
+            records = [r for r in (self.get(k) for k in wanted) if r is not None]
+            if records:
+                out.append((index, records))
+        return out, scanned_to
+
+    def derived_for_user(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        """Every derived record of ``kind`` for one user (a tenant-prefix scan)."""
+        return [r for r in self.records(keys.derived_prefix(kind, tenant))
+                if r.get("user_id") == user_id]
 
     def digest(self) -> str:
         """SHA-256 over every key and value: equal digests mean identical replicas."""

@@ -1,0 +1,8 @@
+"""Dagster assets, one module per data product."""
+
+from assets.l0_events import l0_events
+from assets.l1_memories import l1_memories
+from assets.l2_insights import l2_insights
+from assets.memory_graph import memory_graph
+
+ALL_ASSETS = [l0_events, l1_memories, memory_graph, l2_insights]

@@ -1,0 +1,45 @@
+"""L1: consolidated memories distilled from new raw events."""
+
+
+import time
+
+import dagster as dg
+
+from assets.selection import embed, range_metadata, select_events, users_of
+from memorose_dagster import keys
+from memorose_dagster.memory.consolidate import consolidate
+from memorose_dagster.partitions import PARTITIONS, LogRange
+from memorose_dagster.records import Tombstone
+from memorose_dagster.resources import ClusterResource, ModelResource
+
+
+@dg.asset(key=keys.L1_MEMORIES, deps=[keys.L0_EVENTS], partitions_def=PARTITIONS,
+          group_name="memory",
+          check_specs=[dg.AssetCheckSpec(keys.L1_HAS_PROVENANCE, asset=keys.L1_MEMORIES)])
+def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
+                model: ModelResource) -> dg.MaterializeResult:
+    """Consolidated memories (L1): noise dropped, one atomic memory per informative event, with
+    keywords, entities, importance and the ids of the events it came from. Ids are derived from
+    the source events, so a rerun overwrites in place; memories an earlier logic derived from the
+    same events but this one does not are retired with a tombstone."""
+    started = time.perf_counter()
+    events = select_events(context, config, cluster)
+    memories = [m.to_dict() for m in consolidate(events)]
+    new_ids = {m["id"] for m in memories}
+    event_ids = {e["event_id"] for e in events}
+    retired = [Tombstone(tenant=old["tenant"], target_kind="l1", target_id=old["id"],
+                         reason="re-derived").to_dict()
+               for tenant, user in users_of(events)
+               for old in cluster.records("l1", tenant, user)
+               if old["id"] not in new_ids and event_ids.intersection(old["source_event_ids"])]
+    vectors = [v.to_dict() for v in embed(memories, model.embedder())]
+    cluster.commit(memories + vectors + retired)
+    orphans = [m["id"] for m in memories
+               if not m["source_event_ids"] or not event_ids.issuperset(m["source_event_ids"])]
+    return dg.MaterializeResult(
+        metadata={**range_metadata(config, len(events), len(memories),
+                                   time.perf_counter() - started),
+                  "noise_dropped": len(events) - len(memories), "retired": len(retired)},
+        check_results=[dg.AssetCheckResult(check_name=keys.L1_HAS_PROVENANCE,
+                                           passed=not orphans,
+                                           metadata={"without_provenance": len(orphans)})])

@@ -1,0 +1,43 @@
+"""L2: insights over many L1 memories, with stable ids."""
+
+
+import time
+
+import dagster as dg
+
+from assets.selection import embed, range_metadata, select_events, users_of
+from memorose_dagster import keys
+from memorose_dagster.memory.insights import MIN_MEMBERS, derive_insights
+from memorose_dagster.partitions import PARTITIONS, LogRange
+from memorose_dagster.records import Tombstone
+from memorose_dagster.resources import ClusterResource, ModelResource
+
+
+@dg.asset(key=keys.L2_INSIGHTS, deps=[keys.MEMORY_GRAPH], partitions_def=PARTITIONS,
+          group_name="memory",
+          check_specs=[dg.AssetCheckSpec(keys.L2_HAS_MEMBERS, asset=keys.L2_INSIGHTS)])
+def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
+                model: ModelResource) -> dg.MaterializeResult:
+    """Insights (L2): recurring topics across a user's memories, with member ids and the source
+    events behind them. The id is (user, topic), so a rerun updates an insight in place; one
+    whose topic no longer recurs is retired with a tombstone."""
+    started = time.perf_counter()
+    events = select_events(context, config, cluster)
+    insights, retired, memories_in = [], [], 0
+    for tenant, user in users_of(events):
+        memories = cluster.records("l1", tenant, user)
+        memories_in += len(memories)
+        fresh = [i.to_dict() for i in derive_insights(memories)]
+        ids = {i["id"] for i in fresh}
+        retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
+                              reason="topic no longer recurs").to_dict()
+                    for old in cluster.records("l2", tenant, user) if old["id"] not in ids]
+        insights += fresh
+    vectors = [v.to_dict() for v in embed(insights, model.embedder())]
+    cluster.commit(insights + vectors + retired)
+    thin = [i["id"] for i in insights if len(i["member_ids"]) < MIN_MEMBERS]
+    return dg.MaterializeResult(
+        metadata={**range_metadata(config, memories_in, len(insights),
+                                   time.perf_counter() - started), "retired": len(retired)},
+        check_results=[dg.AssetCheckResult(check_name=keys.L2_HAS_MEMBERS, passed=not thin,
+                                           metadata={"thin_insights": len(thin)})])

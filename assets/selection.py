@@ -1,0 +1,52 @@
+"""What a run works on: the events its log range or partition selects, read from the cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from memorose_dagster.index.embedding import Embedder, vector_to_bytes
+from memorose_dagster.indexer import record_id
+from memorose_dagster.partitions import LogRange
+from memorose_dagster.records import LAYER_OF_KIND, Vector, id_time_ms
+from memorose_dagster.resources import ClusterResource
+
+
+def select_events(context: dg.AssetExecutionContext, config: LogRange,
+                  cluster: ClusterResource) -> list[dict[str, Any]]:
+    if config.until > 0:
+        return list(cluster.read(config.after, config.until, ["event"]))
+    events = list(cluster.read(config.after, None, ["event"]))
+    if not context.has_partition_key:
+        return events
+    window = context.partition_time_window
+    start, end = window.start.timestamp() * 1000, window.end.timestamp() * 1000
+    return [e for e in events if start <= id_time_ms(e["event_id"]) < end]
+
+
+def users_of(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return sorted({(r["tenant"], r["user_id"]) for r in records})
+
+
+def embed(records: list[dict[str, Any]], embedder: Embedder) -> list[Vector]:
+    """Vectors of each record's text, as log records (layer from the record kind)."""
+    values = embedder.embed([r["content"] for r in records])
+    return [Vector(tenant=r["tenant"], record_id=record_id(r), layer=LAYER_OF_KIND[r["kind"]],
+                   model=embedder.name, values=vector_to_bytes(v))
+            for r, v in zip(records, values, strict=True)]
+
+
+def vectors_are_unit(vectors: list[Vector], dim: int) -> bool:
+    for vector in vectors:
+        values = np.frombuffer(vector.values, dtype="<f4")
+        if values.shape != (dim,) or not abs(float(np.linalg.norm(values)) - 1.0) < 1e-3:
+            return False
+    return True
+
+
+def range_metadata(config: LogRange, records_in: int, records_out: int,
+                   seconds: float) -> dict[str, Any]:
+    return {"log_after": config.after, "log_until": config.until, "records_in": records_in,
+            "records_out": records_out, "seconds": round(seconds, 3)}

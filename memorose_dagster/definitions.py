@@ -1,0 +1,28 @@
+"""The one Dagster composition root: assets, jobs, sensors, schedules and resources."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from assets import ALL_ASSETS
+from memorose_dagster.resources import ClusterResource, ModelResource
+from sensors import insights_refresh_job, log_sensor, memory_job, nightly_insights_schedule
+
+
+def build_definitions() -> dg.Definitions:
+    admin_key = dg.EnvVar("MEMOROSE_ADMIN_KEY") if os.environ.get("MEMOROSE_ADMIN_KEY") else ""
+    cluster = ClusterResource(urls=os.environ.get("MEMOROSE_URL", "http://127.0.0.1:8000"),
+                              admin_key=admin_key)
+    model = ModelResource(provider=os.environ.get("MEMOROSE_MODEL_PROVIDER", "local"))
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[memory_job, insights_refresh_job],
+        sensors=[log_sensor],
+        schedules=[nightly_insights_schedule],
+        resources={"cluster": cluster, "model": model},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,47 @@
+"""The knowledge graph from L1 memories: entities and typed, weighted edges with provenance."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+from memorose_dagster.records import Entity, Relation, stable_id
+
+
+def entity_id(tenant: str, user_id: str, name: str) -> str:
+    return stable_id("ent", tenant, user_id, name.lower())
+
+
+def build_graph(memories: list[dict[str, Any]]) -> tuple[list[Entity], list[Relation]]:
+    """Entities named in ``memories``; ``mentioned_in`` edges entity -> memory, and
+    ``co_occurs`` edges between entities named in the same memory (weight = shared memories)."""
+    entities: dict[str, Entity] = {}
+    relations: dict[str, Relation] = {}
+    for memory in sorted(memories, key=lambda m: m["id"]):
+        tenant, user = memory["tenant"], memory["user_id"]
+        ids = []
+        for name in memory.get("entities", []):
+            eid = entity_id(tenant, user, name)
+            entity = entities.setdefault(eid, Entity(id=eid, tenant=tenant, user_id=user,
+                                                     name=name))
+            entity.memory_ids = sorted({*entity.memory_ids, memory["id"]})
+            ids.append(eid)
+            rid = stable_id("rel", eid, "mentioned_in", memory["id"])
+            relations[rid] = Relation(
+                id=rid, tenant=tenant, user_id=user, source=eid, target=memory["id"],
+                relation="mentioned_in", timestamp=memory.get("valid_from") or 0.0,
+                source_event_ids=list(memory["source_event_ids"]))
+        for a, b in combinations(sorted(set(ids)), 2):
+            rid = stable_id("rel", a, "co_occurs", b)
+            edge = relations.get(rid)
+            if edge is None:
+                relations[rid] = Relation(
+                    id=rid, tenant=tenant, user_id=user, source=a, target=b,
+                    relation="co_occurs", weight=1.0, timestamp=memory.get("valid_from") or 0.0,
+                    source_event_ids=list(memory["source_event_ids"]))
+            else:
+                edge.weight += 1.0
+                edge.source_event_ids = sorted({*edge.source_event_ids,
+                                                *memory["source_event_ids"]})
+                edge.timestamp = max(edge.timestamp, memory.get("valid_from") or 0.0)
+    return list(entities.values()), list(relations.values())

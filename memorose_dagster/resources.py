@@ -1,0 +1,90 @@
+"""Dagster resources: the cluster client (the pipeline's only door to the data) and the model."""
+
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from memorose_client import MemoroseClient
+from memorose_dagster.index.embedding import Embedder, LocalMiniLM
+
+COMMIT_CHUNK = 500  # records per log command: one Raft entry stays well under a few MB
+
+
+class ClusterResource(dg.ConfigurableResource):
+    """HTTP client of a Memorose cluster: reads the committed log, commits derived records."""
+
+    urls: str = "http://127.0.0.1:8000"  # comma-separated; fails over between nodes
+    admin_key: str = ""
+    timeout: float = 60.0
+
+    _client: MemoroseClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._client = MemoroseClient(self.urls, api_key=self.admin_key or None,
+                                      timeout=self.timeout)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    @property
+    def client(self) -> MemoroseClient:
+        if self._client is None:  # used outside a run (sensor context without setup)
+            self._client = MemoroseClient(self.urls, api_key=self.admin_key or None,
+                                          timeout=self.timeout)
+        return self._client
+
+    def applied_index(self) -> int:
+        return self.client.read_log(0, limit=1, kinds=["tombstone"], until=0)["applied_index"]
+
+    def read(self, after: int, until: int | None, kinds: list[str],
+             page: int = 2000) -> Iterator[dict[str, Any]]:
+        """Records of ``kinds`` committed in (after, until], oldest first."""
+        cursor = after
+        while until is None or cursor < until:
+            body = self.client.read_log(cursor, limit=page, kinds=kinds, until=until)
+            for entry in body["entries"]:
+                yield from entry["records"]
+            if body["next_cursor"] == cursor:
+                return
+            cursor = body["next_cursor"]
+
+    def has_new(self, after: int, kinds: list[str]) -> tuple[bool, int]:
+        """Whether any record of ``kinds`` was committed after ``after``; and the applied index."""
+        body = self.client.read_log(after, limit=1, kinds=kinds)
+        return bool(body["entries"]), body["applied_index"]
+
+    def records(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        return self.client.list_records(kind, user_id, tenant)
+
+    def commit(self, records: list[dict[str, Any]]) -> list[int]:
+        return [self.client.commit(records[i:i + COMMIT_CHUNK])
+                for i in range(0, len(records), COMMIT_CHUNK)]
+
+
+class ModelResource(dg.ConfigurableResource):
+    """Embedding (and later LLM) provider: the offline MiniLM unless configured otherwise."""
+
+    provider: str = "local"
+
+    _embedder: Embedder | None = PrivateAttr(default=None)
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            if self.provider != "local":
+                raise dg.Failure(f"unknown model provider {self.provider!r}")
+            self._embedder = _local_embedder()
+        return self._embedder
+
+
+_LOCAL: LocalMiniLM | None = None
+
+
+def _local_embedder() -> LocalMiniLM:
+    global _LOCAL  # one model per process: runs in the same process share it
+    if _LOCAL is None:
+        _LOCAL = LocalMiniLM()
+    return _LOCAL

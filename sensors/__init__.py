@@ -1,0 +1,50 @@
+"""Everything that decides when the pipeline runs: the log sensor, jobs and the nightly schedule.
+
+Batching: the sensor keeps the last log index it handed to a run as its cursor. Each tick asks
+the cluster whether any event was committed after it; if so it requests one run over
+(cursor, applied index] and moves the cursor there. Bursts coalesce into one run per tick, the
+ranges of consecutive runs neither overlap nor leave gaps, and the run key (the range) stops a
+tick replayed after a daemon restart from requesting the same range twice. Derived records the
+pipeline commits itself (vectors, L1, graph) move the applied index but are not events, so they
+do not trigger runs.
+"""
+
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from memorose_dagster import keys
+from memorose_dagster.partitions import PARTITIONS, range_run_config
+from memorose_dagster.resources import ClusterResource
+
+memory_job = dg.define_asset_job(
+    "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),
+    executor_def=dg.in_process_executor,
+    description="Derive L0 vectors, L1 memories, the graph and L2 insights for new events.")
+
+insights_refresh_job = dg.define_asset_job(
+    "insights_refresh_job", selection=dg.AssetSelection.assets(keys.L2_INSIGHTS),
+    executor_def=dg.in_process_executor,
+    description="Recompute L2 insights for the users active on a day.")
+
+nightly_insights_schedule = dg.build_schedule_from_partitioned_job(
+    insights_refresh_job, hour_of_day=3, name="nightly_insights_schedule",
+    default_status=dg.DefaultScheduleStatus.RUNNING)
+
+
+@dg.sensor(job=memory_job, minimum_interval_seconds=2,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def log_sensor(context: dg.SensorEvaluationContext,
+               cluster: ClusterResource) -> dg.SensorResult | dg.SkipReason:
+    """Requests a memory_job run over every log entry committed since the last request."""
+    cursor = int(context.cursor or 0)
+    has_events, applied = cluster.has_new(cursor, ["event"])
+    if not has_events:
+        return dg.SkipReason(f"no new events after log index {cursor}")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    request = dg.RunRequest(run_key=f"log-{cursor}-{applied}", partition_key=today,
+                            run_config=range_run_config(cursor, applied),
+                            tags={"memorose/log_after": str(cursor),
+                                  "memorose/log_until": str(applied)})
+    return dg.SensorResult(run_requests=[request], cursor=str(applied))
