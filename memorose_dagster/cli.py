@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def up(args: argparse.Namespace) -> int:
+    from memorose_dagster.up import up as run_up
+
+    settings = _settings(args)
+    serve_args = ["--host", settings.host, "--port", str(settings.port),
+                  "--data-dir", str(settings.home), "--raft-port", str(settings.raft_port),
+                  "--node-id", settings.node_id, "--peers", ",".join(settings.peers)]
+    return run_up(settings, args.dagster_port, serve_args)
+
+
 def reindex(args: argparse.Namespace) -> int:
     """Rebuild Tantivy and LanceDB from RocksDB. The node must be stopped."""
     from memorose_dagster.index.embedding import LocalMiniLM
@@ -71,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve", help="run one node (API + Raft member)")
     _node_flags(p_serve)
     p_serve.set_defaults(func=serve)
+    p_up = sub.add_parser("up", help="node + Dagster webserver + Dagster daemon, one command")
+    _node_flags(p_up)
+    p_up.add_argument("--dagster-port", type=int,
+                      default=int(os.environ.get("MEMOROSE_DAGSTER_PORT", "3000")),
+                      help="Dagster UI port (MEMOROSE_DAGSTER_PORT, default 3000)")
+    p_up.set_defaults(func=up)
     p_reindex = sub.add_parser("reindex", help="rebuild Tantivy and LanceDB from RocksDB")
     _node_flags(p_reindex)
     p_reindex.set_defaults(func=reindex)

@@ -24,7 +24,7 @@ from memorose_dagster.records import LAYER_OF_KIND
 log = logging.getLogger("memorose.indexer")
 
 PAGE = 2000
-OPTIMIZE_EVERY = 200  # LanceDB writes between compactions
+OPTIMIZE_EVERY_ROWS = 20_000  # vector rows written between LanceDB compactions
 
 
 def record_id(record: dict[str, Any]) -> str:
@@ -42,7 +42,8 @@ class Indexer:
         self._cond = threading.Condition()
         self._wanted = 0
         self._stop = False
-        self._vector_writes = 0
+        self._rows_since_optimize = 0
+        self._optimizing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="memorose-indexer", daemon=True)
 
     def start(self) -> None:
@@ -127,15 +128,27 @@ class Indexer:
         self.fulltext.commit()
         self.vectors.upsert(rows)
         self.vectors.delete(deletes)
-        if rows:
-            self._vector_writes += 1
-            if self._vector_writes % OPTIMIZE_EVERY == 0:
-                self.vectors.optimize()
+        self._rows_since_optimize += len(rows)
+        if self._rows_since_optimize >= OPTIMIZE_EVERY_ROWS:
+            self._rows_since_optimize = 0
+            threading.Thread(target=self._optimize, name="memorose-optimize", daemon=True).start()
         last = entries[-1][0]
         self._write_watermark(last)
         with self._cond:
             self.indexed = last
             self._cond.notify_all()
+
+    def _optimize(self) -> None:
+        """Compaction and index builds take seconds: off the indexer thread, one at a time,
+        so acknowledgements never wait on them (LanceDB commits concurrent writes optimistically)."""
+        if not self._optimizing.acquire(blocking=False):
+            return
+        try:
+            self.vectors.optimize()
+        except Exception:  # a failed compaction costs speed only; the next one retries
+            log.exception("LanceDB optimize failed")
+        finally:
+            self._optimizing.release()
 
     def _vector_row(self, vector: dict[str, Any]) -> VectorRow | None:
         kind = {"L0": "event", "L1": "l1", "L2": "l2"}[vector["layer"]]

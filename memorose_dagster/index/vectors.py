@@ -80,12 +80,11 @@ class VectorIndex:
         """Compact versions; build the ANN and scalar indexes once the table is large."""
         from lancedb.index import Bitmap, IvfHnswSq
 
-        with self._lock:
-            self._table.optimize()
-            if not self._has_ann and self._table.count_rows() >= ANN_MIN_ROWS:
-                self._table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
-                self._table.create_index("user_id", config=Bitmap())
-                self._has_ann = True
+        self._table.optimize()
+        if not self._has_ann and self._table.count_rows() >= ANN_MIN_ROWS:
+            self._table.create_index("user_id", config=Bitmap())
+            self._table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
+            self._has_ann = True
 
     def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
                stream_id: str | None = None, layers: list[str] | None = None) -> list[VectorHit]:

@@ -1,0 +1,121 @@
+"""``memorose up``: the node, the Dagster webserver and the Dagster daemon, as one command.
+
+DAGSTER_HOME lives in the data directory with a ``dagster.yaml`` for one machine: no telemetry,
+runs queued and dequeued every second, one run at a time (sensor runs cover disjoint log ranges,
+so running them in order keeps L2 computed over complete L1). Ctrl-C or SIGTERM stops all three.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from memorose_dagster.settings import Settings
+
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 1
+    dequeue_interval_seconds: 1
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 5
+"""
+
+WORKSPACE_YAML = """\
+load_from:
+  - python_module:
+      module_name: memorose_dagster.definitions
+      attribute: defs
+      location_name: memorose
+      working_directory: {working_directory}
+"""
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    dagster_home = (home / "dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    # The working directory goes first on sys.path: pin it to a folder of ours, so a stray
+    # ./assets or ./sensors where the command was started cannot shadow the installed packages.
+    (dagster_home / "workspace.yaml").write_text(
+        WORKSPACE_YAML.format(working_directory=dagster_home))
+    return dagster_home
+
+
+def _wait_http(url: str, process: subprocess.Popen, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with code {process.returncode} while starting")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not answer {url} within {timeout:.0f}s")
+
+
+def _stop(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
+    dagster_home = prepare_dagster_home(settings.home)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home),
+           "MEMOROSE_URL": f"http://{settings.host}:{settings.port}"}
+    workspace = str(dagster_home / "workspace.yaml")
+    processes: list[subprocess.Popen] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        node = subprocess.Popen([sys.executable, "-m", "memorose_dagster.cli", "serve",
+                                 *serve_args], env=env)
+        processes.append(node)
+        _wait_http(f"{env['MEMOROSE_URL']}/health", node, "the node", 120)
+        processes.append(subprocess.Popen(
+            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env=env))
+        webserver = subprocess.Popen(
+            [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", settings.host,
+             "-p", str(dagster_port)], env=env)
+        processes.append(webserver)
+        _wait_http(f"http://{settings.host}:{dagster_port}/server_info", webserver,
+                   "the Dagster webserver", 180)
+        print(f"memorose up: API http://{settings.host}:{settings.port}  "
+              f"Dagster UI http://{settings.host}:{dagster_port}  data {settings.home}",
+              flush=True)
+        while not stopping:
+            for process in processes:
+                if process.poll() is not None:
+                    print(f"memorose up: {process.args[0]} exited ({process.returncode}); "
+                          "stopping", file=sys.stderr, flush=True)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        _stop(processes)
