@@ -139,8 +139,8 @@ class Indexer:
             self._cond.notify_all()
 
     def _optimize(self) -> None:
-        """Compaction and index builds take seconds: off the indexer thread, one at a time,
-        so acknowledgements never wait on them (LanceDB commits concurrent writes optimistically)."""
+        """Compaction and index builds take seconds: off the indexer thread, one at a time, so
+        acknowledgements never wait on them (LanceDB commits concurrent writes optimistically)."""
         if not self._optimizing.acquire(blocking=False):
             return
         try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from memorose_dagster import keys
-from memorose_dagster.partitions import PARTITIONS, range_run_config
+from memorose_dagster.partitions import range_run_config
 from memorose_dagster.resources import ClusterResource
 
 memory_job = dg.define_asset_job(
