@@ -135,12 +135,12 @@ async def read_log(request: Request) -> JSONResponse:
 
 
 async def list_records(request: Request) -> JSONResponse:
-    """Pipeline: every derived record of one kind for one user."""
+    """Pipeline: every record of one kind for one user (events in the order they were made)."""
     require_admin(request)
     params = request.query_params
     kind, user_id = params.get("kind", ""), params.get("user_id", "")
-    if kind not in ("l1", "l2", "entity", "relation"):
-        raise InvalidInput("kind must be one of l1, l2, entity, relation", field="kind")
+    if kind not in ("event", "l1", "l2", "entity", "relation"):
+        raise InvalidInput("kind must be one of event, l1, l2, entity, relation", field="kind")
     if not user_id:
         raise InvalidInput("user_id is required", field="user_id")
     tenant = params.get("tenant", DEFAULT_TENANT)

@@ -5,7 +5,14 @@ import time
 
 import dagster as dg
 
-from assets.selection import embed, range_metadata, select_events, users_of
+from assets.selection import (
+    by_stream,
+    embed,
+    range_metadata,
+    select_events,
+    users_of,
+    with_previous,
+)
 from memorose_dagster import keys
 from memorose_dagster.memory.consolidate import consolidate
 from memorose_dagster.partitions import PARTITIONS, LogRange
@@ -18,24 +25,30 @@ from memorose_dagster.resources import ClusterResource, ModelResource
           check_specs=[dg.AssetCheckSpec(keys.L1_HAS_PROVENANCE, asset=keys.L1_MEMORIES)])
 def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
                 model: ModelResource) -> dg.MaterializeResult:
-    """Consolidated memories (L1): noise dropped, one atomic memory per informative event, with
-    keywords, entities, importance and the ids of the events it came from. Ids are derived from
-    the source events, so a rerun overwrites in place; memories an earlier logic derived from the
-    same events but this one does not are retired with a tombstone."""
+    """Consolidated memories (L1): noise dropped, one memory per informative event with its
+    neighbouring turns as context, relative dates resolved, duplicates merged, older values of
+    the same fact superseded, keywords, entities, importance and the ids of the events it came
+    from. Ids derive from the source events, so a rerun overwrites in place; memories an earlier
+    logic derived only from these events that this one does not produce are retired."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
-    memories = [m.to_dict() for m in consolidate(events)]
-    new_ids = {m["id"] for m in memories}
     event_ids = {e["event_id"] for e in events}
-    retired = [Tombstone(tenant=old["tenant"], target_kind="l1", target_id=old["id"],
-                         reason="re-derived").to_dict()
-               for tenant, user in users_of(events)
-               for old in cluster.records("l1", tenant, user)
-               if old["id"] not in new_ids and event_ids.intersection(old["source_event_ids"])]
+    memories, retired = [], []
+    for tenant, user in users_of(events):
+        streams = by_stream(cluster.records("event", tenant, user))
+        mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
+        existing = cluster.records("l1", tenant, user)
+        fresh = [m.to_dict() for m in consolidate(with_previous(mine, streams), streams,
+                                                     existing)]
+        kept = {m["id"] for m in fresh} | {m["id"] for m in existing
+                                           if not event_ids.issuperset(m["source_event_ids"])}
+        retired += [Tombstone(tenant=tenant, target_kind="l1", target_id=old["id"],
+                              reason="re-derived").to_dict()
+                    for old in existing if old["id"] not in kept]
+        memories += fresh
     vectors = [v.to_dict() for v in embed(memories, model.embedder())]
     cluster.commit(memories + vectors + retired)
-    orphans = [m["id"] for m in memories
-               if not m["source_event_ids"] or not event_ids.issuperset(m["source_event_ids"])]
+    orphans = [m["id"] for m in memories if not m["source_event_ids"]]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(events), len(memories),
                                    time.perf_counter() - started),

@@ -30,6 +30,28 @@ def users_of(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted({(r["tenant"], r["user_id"]) for r in records})
 
 
+def by_stream(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A user's events grouped by stream, each stream in the order the events were made."""
+    streams: dict[str, list[dict[str, Any]]] = {}
+    for event in sorted(events, key=lambda e: e["event_id"]):
+        streams.setdefault(event["stream_id"], []).append(event)
+    return streams
+
+
+def with_previous(events: list[dict[str, Any]],
+                  streams: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``events`` plus, per stream, the event just before the first of them: its context (the
+    turn after it) has just arrived, so its memory is derived again."""
+    chosen = {e["event_id"]: e for e in events}
+    for stream in streams.values():
+        for i, event in enumerate(stream):
+            if event["event_id"] in chosen:
+                if i > 0:
+                    chosen.setdefault(stream[i - 1]["event_id"], stream[i - 1])
+                break
+    return list(chosen.values())
+
+
 def embed(records: list[dict[str, Any]], embedder: Embedder) -> list[Vector]:
     """Vectors of each record's text, as log records (layer from the record kind)."""
     values = embedder.embed([r["content"] for r in records])

@@ -38,7 +38,9 @@ class Indexer:
         self.fulltext = fulltext
         self.vectors = vectors
         self._watermark_path = watermark_path
-        self.indexed = self._read_watermark()
+        self.indexed = 0 if fulltext.rebuilt else self._read_watermark()
+        if fulltext.rebuilt:
+            vectors.clear()
         self._cond = threading.Condition()
         self._wanted = 0
         self._stop = False
@@ -116,7 +118,7 @@ class Indexer:
                 if kind in LAYER_OF_KIND:
                     docs.append(TextDoc(record_id(record), record["tenant"], record["user_id"],
                                         record.get("stream_id", ""), LAYER_OF_KIND[kind],
-                                        record["content"]))
+                                        record["content"], record.get("context", "")))
                 elif kind == "vector":
                     row = self._vector_row(record)
                     if row is not None:

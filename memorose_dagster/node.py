@@ -21,7 +21,7 @@ from memorose_dagster.indexer import Indexer, record_id
 from memorose_dagster.log import keys
 from memorose_dagster.log.replicated import FAIL_REASONS, MemoryLog
 from memorose_dagster.log.store import Store
-from memorose_dagster.memory.rank import fuse
+from memorose_dagster.memory.rank import Candidate, fuse, rank
 from memorose_dagster.records import Event, pack
 from memorose_dagster.settings import Settings
 
@@ -93,15 +93,15 @@ class Node:
         layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
         fused = fuse(((h.id, h.score) for h in text_hits),
                      ((h.id, h.similarity) for h in vector_hits))
-        results = []
+        candidates = []
         for rid, score in fused:
             record = self.get_record(tenant, layer_of[rid], rid)
-            if record is None:  # forgotten after the index was read
-                continue
-            results.append(self._result(tenant, layer_of[rid], record, score))
-            if len(results) == top_k:
-                break
-        return results
+            if record is not None:  # None: forgotten after the index was read
+                sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
+                candidates.append(Candidate(rid, layer_of[rid], record, score,
+                                            frozenset(sources)))
+        return [self._result(tenant, c.layer, c.record, c.score)
+                for c in rank(candidates, query, top_k)]
 
     def _result(self, tenant: str, layer: str, record: dict[str, Any],
                 score: float) -> dict[str, Any]:
@@ -117,6 +117,12 @@ class Node:
                   "stream_id": record.get("stream_id"), "provenance": provenance}
         if layer == "L0":
             result["timestamp"] = record["timestamp"]
+        else:
+            result["importance"] = record.get("importance")
+            if record.get("superseded_by"):
+                result["superseded_by"] = record["superseded_by"]
+            if record.get("time_label"):
+                result["time"] = record["time_label"]
         return result
 
     # -- cluster -------------------------------------------------------------------------------

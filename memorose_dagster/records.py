@@ -8,6 +8,7 @@ other kind is derived (by the pipeline) and committed back through the log.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -19,10 +20,21 @@ DEFAULT_TENANT = "default"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_last_id = 0
+_id_lock = threading.Lock()
+
+
 def new_id(now_ms: int | None = None) -> str:
-    """A 26-character ULID: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
+    """A 26-character ULID: 48 bits of milliseconds then 80 random bits. Monotonic within a
+    process (an id made in the same millisecond is the previous one plus one), so ids sort in
+    the order they were made: a batch keeps its order."""
+    global _last_id
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    with _id_lock:
+        value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+        if value <= _last_id:
+            value = _last_id + 1
+        _last_id = value
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
@@ -77,6 +89,8 @@ class Memory(Record):
     superseded_by: str | None = None
     pinned: bool = False
     derivation: str = ""
+    context: str = ""      # neighbouring turns: indexed for matching, not returned as content
+    time_label: str = ""   # the resolved date of a relative time expression, if any
     log_index: int = 0
 
 

@@ -8,14 +8,19 @@ it. ``search`` never asks Tantivy for 0 hits (that panics with a BaseException).
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
 
+from memorose_dagster.memory.text import STOPWORDS
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _RESERVED = {"and", "or", "not", "to", "in"}  # parser keywords, lowercased words are safe
+CONTEXT_BOOST = 0.8  # a match in a neighbouring turn counts a bit less than in the turn
+SCHEMA_VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,7 @@ class TextDoc:
     stream_id: str
     layer: str
     text: str
+    context: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +48,28 @@ def _schema() -> tantivy.Schema:
     for name in ("tenant", "user_id", "stream_id"):
         builder.add_text_field(name, stored=False, tokenizer_name="raw")
     builder.add_text_field("text", stored=False, tokenizer_name="en_stem")
+    builder.add_text_field("context", stored=False, tokenizer_name="en_stem")
     return builder.build()
 
 
 def query_terms(text: str) -> list[str]:
-    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in _RESERVED]
+    """Word tokens of a query without parser keywords, question words and pronouns (they
+    match everywhere and push real evidence down); all tokens if nothing else is left."""
+    tokens = [m.lower() for m in _WORD.findall(text)]
+    kept = [w for w in tokens if w not in _RESERVED and w not in STOPWORDS]
+    return kept or [w for w in tokens if w not in _RESERVED]
 
 
 class FullTextIndex:
     def __init__(self, path: str | Path, writer_heap: int = 64_000_000):
         path = Path(path)
+        version = path / "SCHEMA_VERSION"
+        self.rebuilt = path.exists() and (not version.exists()
+                                          or version.read_text() != SCHEMA_VERSION)
+        if self.rebuilt:  # derived data: drop it, the indexer refills it from RocksDB
+            shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
+        version.write_text(SCHEMA_VERSION)
         self._schema = _schema()
         self._index = tantivy.Index(self._schema, path=str(path))
         self._writer = self._index.writer(writer_heap, 1)
@@ -64,7 +81,7 @@ class FullTextIndex:
                 self._writer.delete_documents_by_term("id", doc.id)
                 self._writer.add_document(tantivy.Document(
                     id=doc.id, tenant=doc.tenant, user_id=doc.user_id, stream_id=doc.stream_id,
-                    layer=doc.layer, text=doc.text))
+                    layer=doc.layer, text=doc.text, context=doc.context))
 
     def delete(self, ids: list[str]) -> None:
         with self._lock:
@@ -88,7 +105,8 @@ class FullTextIndex:
         if not terms or limit <= 0:
             return []
         must = tantivy.Occur.Must
-        text_query = self._index.parse_query(" ".join(terms), ["text"])
+        text_query = self._index.parse_query(" ".join(terms), ["text", "context"],
+                                             field_boosts={"context": CONTEXT_BOOST})
         clauses = [(must, text_query), (must, self._term("tenant", tenant)),
                    (must, self._term("user_id", user_id))]
         if stream_id is not None:

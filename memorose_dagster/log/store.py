@@ -120,7 +120,12 @@ class Store:
         return out, scanned_to
 
     def derived_for_user(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
-        """Every derived record of ``kind`` for one user (a tenant-prefix scan)."""
+        """Every record of ``kind`` for one user: events through the per-user listing (in the
+        order they were made), derived kinds by a tenant-prefix scan."""
+        if kind == "event":
+            found = (self.get(keys.event(tenant, eid)) for eid in self.user_event_ids(tenant,
+                                                                                    user_id))
+            return [e for e in found if e is not None]
         return [r for r in self.records(keys.derived_prefix(kind, tenant))
                 if r.get("user_id") == user_id]
 

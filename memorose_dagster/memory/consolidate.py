@@ -1,41 +1,155 @@
-"""The local, deterministic consolidator: new L0 events in, L1 memories out.
+"""The local, deterministic consolidator: L0 events in, L1 memories out.
 
-Pure: the same events give the same memories (and ids) on every run. Noise (greetings, "ok",
-"lol": text with almost no information) is dropped; every memory names its source events.
+Pure: the same events give the same memories (and ids) on every run, whatever the batching.
+
+- Noise ("ok", "lol", greetings: almost no information) is dropped.
+- Each informative event becomes one memory that keeps its conversational context: the turns
+  before and after it in the same stream are stored as ``context`` and indexed for matching, so a
+  turn that answers a question without repeating its words is still found through its
+  neighbours. The returned ``content`` stays the turn itself, plus its resolved date.
+- Relative time ("yesterday", "last week") is resolved against the event's timestamp.
+- Exact and near duplicates of an earlier memory of the same user merge into it.
+- A newer value for the same subject and attribute (city, job, ...) supersedes the older memory,
+  which stays readable as history (``superseded_by``) and ranks below the new one.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime, time
 from typing import Any
 
-from memorose_dagster.memory import text
+from memorose_dagster.memory import text, timeparse
 from memorose_dagster.records import Memory, stable_id
 
-DERIVATION = "local-v1"
-NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" ~1, a real fact >= 3
+DERIVATION = "local-v2"
+NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" 1, a short real fact >= 3
+NEAR_DUPLICATE = 0.9
+CONTEXT_CHARS = 400
+
+ATTRIBUTES = {
+    "city": re.compile(r"\b(?:moved|moving|relocated|relocating) to ([A-Z][\w-]+(?: [A-Z][\w-]+)?)"
+                       r"|\bI (?:now )?live in ([A-Z][\w-]+(?: [A-Z][\w-]+)?)"),
+    "job": re.compile(r"\b(?:new job|started working|I work|I'm working|now work(?:ing)?) "
+                      r"(?:at|for|as) (?:an? )?([A-Z]?[\w-]+(?: [A-Z][\w-]+)?)"),
+    "partner": re.compile(r"\bmy (?:new )?(?:boyfriend|girlfriend|partner|husband|wife)"
+                          r"(?:'s name)? is ([A-Z][\w-]+)"),
+}
 
 
 def is_noise(content: str) -> bool:
     return text.information(content) < NOISE_BITS
 
 
-def importance(content: str) -> float:
-    """0..1 from information content, saturating around a long, varied sentence."""
-    return round(min(1.0, text.information(content) / 25.0), 4)
+def importance(content: str, has_time: bool) -> float:
+    """0..1: information content, plus first-person facts, named things and dates."""
+    score = min(1.0, text.information(content) / 30.0)
+    lowered = f" {content.lower()} "
+    if any(w in lowered for w in (" i ", " my ", " i'm ", " we ", " our ")):
+        score += 0.1
+    score += 0.05 * min(2, len(text.entities(content))) + (0.1 if has_time else 0.0)
+    return round(min(1.0, score), 4)
 
 
-def consolidate(events: list[dict[str, Any]]) -> list[Memory]:
-    """One memory per informative event, keeping its keywords, entities and time."""
-    memories = []
-    for event in sorted(events, key=lambda e: (e["timestamp"], e["event_id"])):
-        content = event["content"]
-        if event.get("content_type", "text") != "text" or is_noise(content):
+def speaker_of(content: str, default: str) -> str:
+    head, sep, _ = content.partition(": ")
+    return head if sep and 0 < len(head) <= 40 and "\n" not in head else default
+
+
+def facts_of(content: str) -> dict[str, str]:
+    found = {}
+    for attribute, pattern in ATTRIBUTES.items():
+        match = pattern.search(content)
+        if match:
+            found[attribute] = next(g for g in match.groups() if g).strip().lower()
+    return found
+
+
+def _normalized(content: str) -> str:
+    return " ".join(text.words(content))
+
+
+def _context(stream: list[dict[str, Any]], position: int) -> str:
+    around = [stream[i]["content"] for i in (position - 1, position + 1) if 0 <= i < len(stream)]
+    return " ".join(around)[:CONTEXT_CHARS * 2]
+
+
+def memory_for(event: dict[str, Any], context: str) -> Memory:
+    content = event["content"]
+    resolved = timeparse.resolve(content, event["timestamp"])
+    shown = f"{content} [{resolved.label()}]" if resolved else content
+    valid_from = event["timestamp"]
+    if resolved:
+        valid_from = datetime.combine(resolved.start, time(), UTC).timestamp()
+    return Memory(
+        id=stable_id("l1", event["tenant"], event["event_id"], "0"), tenant=event["tenant"],
+        user_id=event["user_id"], stream_id=event["stream_id"], content=shown,
+        source_event_ids=[event["event_id"]], importance=importance(content, bool(resolved)),
+        keywords=text.keywords(content), entities=text.entities(content), valid_from=valid_from,
+        created_at=event["timestamp"], derivation=DERIVATION, context=context,
+        time_label=resolved.label() if resolved else "")
+
+
+def consolidate(targets: Iterable[dict[str, Any]], streams: dict[str, list[dict[str, Any]]],
+                existing: list[dict[str, Any]]) -> list[Memory]:
+    """Memories for ``targets`` (events), using ``streams`` (stream id -> the user's events of
+    that stream in order) for context and ``existing`` memories of the same user for merges and
+    supersedes. Returns new memories and the existing ones that changed."""
+    position = {e["event_id"]: (sid, i) for sid, evs in streams.items()
+                for i, e in enumerate(evs)}
+    kept = {m["id"]: Memory.from_dict(m) for m in existing}
+    changed: dict[str, Memory] = {}
+    words: dict[str, frozenset[str]] = {}
+    for event in sorted(targets, key=lambda e: (e["timestamp"], e["event_id"])):
+        if event.get("content_type", "text") != "text" or is_noise(event["content"]):
             continue
-        memories.append(Memory(
-            id=stable_id("l1", event["tenant"], event["event_id"], "0"),
-            tenant=event["tenant"], user_id=event["user_id"], stream_id=event["stream_id"],
-            content=content, source_event_ids=[event["event_id"]],
-            importance=importance(content), keywords=text.keywords(content),
-            entities=text.entities(content), valid_from=event["timestamp"],
-            created_at=event["timestamp"], derivation=DERIVATION))
-    return memories
+        sid, i = position.get(event["event_id"], (None, 0))
+        memory = memory_for(event, _context(streams[sid], i) if sid is not None else "")
+        twin = _duplicate_of(memory, kept, words)
+        if twin is not None:
+            merged = sorted({*twin.source_event_ids, *memory.source_event_ids})
+            twin = replace(twin, source_event_ids=merged)
+            kept[twin.id] = changed[twin.id] = twin
+            continue
+        kept[memory.id] = changed[memory.id] = memory
+    for memory in _supersede(kept):
+        changed[memory.id] = memory
+    return sorted(changed.values(), key=lambda m: m.id)
+
+
+def _order(memory: Memory) -> tuple[float, str]:
+    return memory.created_at, memory.source_event_ids[0]  # event ids sort by ingest time
+
+
+def _duplicate_of(memory: Memory, kept: dict[str, Memory],
+                  words: dict[str, frozenset[str]]) -> Memory | None:
+    mine = words.setdefault(memory.id, frozenset(text.content_words(memory.content)))
+    for other in kept.values():
+        if other.id == memory.id or _order(other) > _order(memory):
+            continue
+        theirs = words.setdefault(other.id, frozenset(text.content_words(other.content)))
+        if len(mine) >= 4 and len(theirs) >= 4:
+            if len(mine & theirs) / len(mine | theirs) >= NEAR_DUPLICATE:
+                return other
+        elif _normalized(other.content) == _normalized(memory.content):
+            return other
+    return None
+
+
+def _supersede(memories: dict[str, Memory]) -> list[Memory]:
+    """Mark older values of the same (subject, attribute) superseded by the newest one."""
+    latest: dict[tuple[str, str], Memory] = {}
+    updates = []
+    for memory in sorted(memories.values(), key=_order):
+        subject = speaker_of(memory.content, memory.user_id)
+        for attribute, value in facts_of(memory.content).items():
+            before = latest.get((subject, attribute))
+            if before is not None and facts_of(before.content).get(attribute) != value \
+                    and before.superseded_by != memory.id:
+                before = replace(before, superseded_by=memory.id)
+                memories[before.id] = before
+                updates.append(before)
+            latest[(subject, attribute)] = memory
+    return updates
