@@ -164,6 +164,22 @@ class Bm25Baseline:
         return out
 
 
+def evidence_without_memory(url: str, data: list[dict]) -> set[str]:
+    """Evidence turns the consolidator dropped: no L1 memory names them as a source."""
+    missing = set()
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for sample in data:
+            user = sample["sample_id"]
+            events = http.get("/api/v1/admin/records", params={"kind": "event",
+                                                                "user_id": user}).json()
+            dia = {e["event_id"]: e["metadata"]["dia_id"] for e in events["records"]}
+            l1 = http.get("/api/v1/admin/records", params={"kind": "l1", "user_id": user}).json()
+            covered = {dia[s] for m in l1["records"] for s in m["source_event_ids"]}
+            evidence = {d for qa in sample["qa"] for d in repair_evidence(qa.get("evidence", []))}
+            missing |= {f"{user}:{d}" for d in evidence - covered}
+    return missing
+
+
 def score(results, evidence: list[str]) -> dict[str, float]:
     row = {}
     for k in KS:
@@ -208,6 +224,7 @@ def evaluate(data: list[dict], url: str, layers: list[str] | None, tmp: str) -> 
     until = ingest(url, events)
     ingest_s = time.perf_counter() - started
     pipeline_s = run_pipeline(url, until)
+    dropped = evidence_without_memory(url, data)
     baseline = Bm25Baseline(events, tempfile.mkdtemp(dir=tmp))
     rows = {"memorose": defaultdict(list), "bm25": defaultdict(list)}
     latencies, skipped = [], 0
@@ -229,7 +246,8 @@ def evaluate(data: list[dict], url: str, layers: list[str] | None, tmp: str) -> 
     print(f"LoCoMo dev: {len(events)} turns, {len(rows['bm25']['all'])} questions "
           f"({skipped} without evidence skipped); layers={layers or 'all'}; "
           f"ingest {len(events) / ingest_s:,.0f} ev/s; pipeline {pipeline_s:.1f}s; retrieve p50 "
-          f"{latencies[len(latencies) // 2] * 1000:.1f} ms")
+          f"{latencies[len(latencies) // 2] * 1000:.1f} ms; evidence turns without an L1 memory "
+          f"(dropped as noise): {len(dropped)} {sorted(dropped)[:10]}")
     print(f"{'system':8} {'category':15} {'n':>4} " + " ".join(
         f"{c:>8}" for c in [f"R@{k}" for k in KS] + ["Hit@10"]) + f" {'chars@10':>9}")
     for name in ("memorose", "bm25"):

@@ -74,7 +74,7 @@ def test_assets_materialize_with_passing_checks(served_node):
     entities = {e["name"] for e in derived(node, "entity").values()}
     assert {"Lisbon", "Maria", "Biscuit", "Google"} <= entities
     insights = derived(node, "l2")
-    lisbon = [i for i in insights.values() if i["topic"] == "Lisbon"]
+    lisbon = [i for i in insights.values() if i["topic"] == "lisbon"]
     assert len(lisbon) == 1 and len(lisbon[0]["member_ids"]) == 3
     assert node.indexer.vectors.count() == len(ids) + len(memories) + len(insights)
     l1_meta = result.asset_materializations_for_node("l1_memories")[0].metadata

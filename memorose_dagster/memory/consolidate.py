@@ -28,6 +28,12 @@ DERIVATION = "local-v2"
 NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" 1, a short real fact >= 3
 NEAR_DUPLICATE = 0.9
 CONTEXT_CHARS = 400
+CONTEXT_TURNS = 2
+REPLY_CHARS = 100  # the start of the answer to a turn travels with it (0: off)
+
+
+def _clip(content: str, limit: int) -> str:
+    return content if len(content) <= limit else content[:limit].rsplit(" ", 1)[0] + "..."
 
 ATTRIBUTES = {
     "city": re.compile(r"\b(?:moved|moving|relocated|relocating) to ([A-Z][\w-]+(?: [A-Z][\w-]+)?)"
@@ -72,21 +78,39 @@ def _normalized(content: str) -> str:
 
 
 def _context(stream: list[dict[str, Any]], position: int) -> str:
-    around = [stream[i]["content"] for i in (position - 1, position + 1) if 0 <= i < len(stream)]
-    return " ".join(around)[:CONTEXT_CHARS * 2]
+    around = [stream[i]["content"][:CONTEXT_CHARS] for i in range(position - CONTEXT_TURNS,
+                                                                   position + CONTEXT_TURNS + 1)
+              if i != position and 0 <= i < len(stream)]
+    return " ".join(around)
 
 
-def memory_for(event: dict[str, Any], context: str) -> Memory:
+def _reply(stream: list[dict[str, Any]], position: int) -> dict[str, Any] | None:
+    """The next turn when another speaker says it: the answer to this one."""
+    if position + 1 >= len(stream) or not REPLY_CHARS:
+        return None
+    turn, after = stream[position], stream[position + 1]
+    if speaker_of(after["content"], "") == speaker_of(turn["content"], "") \
+            or is_noise(after["content"]):
+        return None
+    return after
+
+
+def memory_for(event: dict[str, Any], context: str,
+               reply: dict[str, Any] | None = None) -> Memory:
     content = event["content"]
     resolved = timeparse.resolve(content, event["timestamp"])
     shown = f"{content} [{resolved.label()}]" if resolved else content
+    sources = [event["event_id"]]
+    if reply is not None:
+        shown += " / " + _clip(reply["content"], REPLY_CHARS)
+        sources.append(reply["event_id"])
     valid_from = event["timestamp"]
     if resolved:
         valid_from = datetime.combine(resolved.start, time(), UTC).timestamp()
     return Memory(
         id=stable_id("l1", event["tenant"], event["event_id"], "0"), tenant=event["tenant"],
         user_id=event["user_id"], stream_id=event["stream_id"], content=shown,
-        source_event_ids=[event["event_id"]], importance=importance(content, bool(resolved)),
+        source_event_ids=sources, importance=importance(content, bool(resolved)),
         keywords=text.keywords(content), entities=text.entities(content), valid_from=valid_from,
         created_at=event["timestamp"], derivation=DERIVATION, context=context,
         time_label=resolved.label() if resolved else "")
@@ -106,7 +130,8 @@ def consolidate(targets: Iterable[dict[str, Any]], streams: dict[str, list[dict[
         if event.get("content_type", "text") != "text" or is_noise(event["content"]):
             continue
         sid, i = position.get(event["event_id"], (None, 0))
-        memory = memory_for(event, _context(streams[sid], i) if sid is not None else "")
+        memory = (memory_for(event, _context(streams[sid], i), _reply(streams[sid], i))
+                  if sid is not None else memory_for(event, ""))
         twin = _duplicate_of(memory, kept, words)
         if twin is not None:
             merged = sorted({*twin.source_event_ids, *memory.source_event_ids})

@@ -20,6 +20,7 @@ VECTOR_WEIGHT = 0.3
 SUPERSEDED_FACTOR = 0.5
 IMPORTANCE_WEIGHT = 0.1
 TIME_BOOST = 1.15
+SPEAKER_BOOST = 1.25  # "What did Caroline say..." favours what Caroline said
 LAYER_FACTOR = {"L0": 0.9, "L1": 1.0, "L2": 0.85}
 _TIME_QUESTION = re.compile(r"\b(when|what (year|month|day|date|time)|how long|since|until|"
                             r"before|after|ago|last (week|month|year))\b", re.IGNORECASE)
@@ -51,21 +52,30 @@ class Candidate:
     sources: frozenset[str] = field(default_factory=frozenset)
 
 
-def adjust(candidate: Candidate, time_question: bool) -> float:
+def _speaker(content: str) -> str:
+    head, sep, _ = content.partition(": ")
+    return head.lower() if sep and 0 < len(head) <= 40 else ""
+
+
+def adjust(candidate: Candidate, time_question: bool, query_words: frozenset[str] = frozenset(),
+           ) -> float:
     record, score = candidate.record, candidate.score * LAYER_FACTOR[candidate.layer]
     if record.get("superseded_by"):
         score *= SUPERSEDED_FACTOR
     score *= 1.0 + IMPORTANCE_WEIGHT * (float(record.get("importance", 0.5)) - 0.5)
     if time_question and record.get("time_label"):
         score *= TIME_BOOST
+    if query_words and _speaker(record.get("content", "")) in query_words:
+        score *= SPEAKER_BOOST
     return score
 
 
 def rank(candidates: list[Candidate], query: str, top_k: int) -> list[Candidate]:
     """Adjust scores, then keep the best ``top_k`` whose sources are not already covered."""
     time_question = bool(_TIME_QUESTION.search(query))
+    words = frozenset(w.lower() for w in re.findall(r"[\w'-]+", query))
     for candidate in candidates:
-        candidate.score = adjust(candidate, time_question)
+        candidate.score = adjust(candidate, time_question, words)
     chosen: list[Candidate] = []
     covered: list[frozenset[str]] = []
     for candidate in sorted(candidates, key=lambda c: (-c.score, c.id)):

@@ -18,13 +18,16 @@ same she should so some such than that the their theirs them themselves then the
 those through to too under until up very was we were what when where which while who whom why will
 with would you your yours yourself yourselves yeah yes ok okay oh lol haha hey hi hello thanks thank
 got get going go gonna im i'm it's that's don't dont also well much many one know think
+awesome great amazing cool nice wow glad sounds sound appreciate definitely anything around
+something everything things thing lot let let's really totally super sure way time
 """.split())
 
 NOT_ENTITIES = frozenset({"I", "The", "A", "An", "It", "We", "You", "He", "She", "They", "This",
                           "That", "My", "Your", "Yes", "No", "Oh", "Hey", "Hi", "Hello", "Thanks",
                           "Wow", "Ok", "Okay", "So", "But", "And", "Well", "What", "When", "Where",
                           "Why", "How", "Who", "Sure", "Great", "Good", "Nice", "Sounds", "That's",
-                          "Haha", "Lol", "Yeah", "Also", "Just", "Do", "Did", "Is", "Are", "Was"})
+                          "Haha", "Lol", "Yeah", "Also", "Just", "Do", "Did", "Is", "Are", "Was",
+                          "Let", "Let's", "Thank", "Congrats", "Awesome", "Amazing"})
 
 
 def words(text: str) -> list[str]:
