@@ -13,7 +13,7 @@ stays history, pointing at a successor that is gone.
 Cascade. Forgetting removes what rests only on the forgotten items and rewrites what rests on
 them in part: L1s whose source events are all forgotten go, others lose the forgotten event ids
 (and their neighbouring-turn ``context`` when it quotes a forgotten event);
-L2 insights are recomputed from their remaining members (gone below ``MIN_MEMBERS``); entities
+L2 insights are derived again from the memories left (gone when no longer supported); entities
 lose the forgotten memories (gone when none is left); relations the local graph derives are
 recomputed from the remaining memories, other relations go when an endpoint or every source
 event is gone. Only records that reference a forgotten item are touched.
@@ -181,18 +181,19 @@ def _cascade_memories(plan: Cascade, memories: list[Record], texts: list[str], r
 
 def _cascade_insights(plan: Cascade, insights: list[Record], live: list[Record],
                       changed: set[str], reason: str) -> None:
-    """Insights touched by the forget are recomputed from their remaining members, so their
-    content no longer quotes what was forgotten; below ``MIN_MEMBERS`` they go."""
+    """Insights touched by the forget are derived again from the memories left, as the
+    pipeline would, so their content no longer quotes what was forgotten; an insight the
+    memories left no longer support (too few members) goes."""
     gone_events, gone = plan.gone("event"), plan.gone("l1") | plan.gone("l2")
-    by_id = {m["id"]: m for m in live}
+    derived: dict[str, Any] | None = None
     for insight in insights:
-        members = set(insight.get("member_ids", []))
-        touched = members & (gone | changed) or gone_events.intersection(
-            insight.get("source_event_ids", []))
+        touched = set(insight.get("member_ids", [])) & (gone | changed) or \
+            gone_events.intersection(insight.get("source_event_ids", []))
         if insight["id"] in gone or not touched:
             continue
-        remaining = [by_id[i] for i in sorted(members) if i in by_id]
-        fresh = next((i for i in derive_insights(remaining) if i.id == insight["id"]), None)
+        if derived is None:
+            derived = {i.id: i for i in derive_insights(live)}
+        fresh = derived.get(insight["id"])
         if fresh is None:
             plan._add(insight, reason)
         else:

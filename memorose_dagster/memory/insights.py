@@ -20,8 +20,8 @@ MAX_QUOTES = 3
 
 
 def _topics(memory: dict[str, Any], speakers: set[str]) -> set[str]:
-    found = {*memory.get("entities", []), *memory.get("keywords", [])[:3]}
-    return {t for t in found if t.lower() not in speakers and t.lower() not in STOPWORDS}
+    found = {t.lower() for t in (*memory.get("entities", []), *memory.get("keywords", [])[:3])}
+    return {t for t in found if t not in speakers and t not in STOPWORDS}
 
 
 def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
@@ -33,7 +33,7 @@ def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
     by_topic: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for memory in live:
         for topic in _topics(memory, speakers):
-            by_topic[(memory["tenant"], memory["user_id"], topic.lower())].append(memory)
+            by_topic[(memory["tenant"], memory["user_id"], topic)].append(memory)
     ceiling = max(MIN_MEMBERS, int(MAX_SHARE * len(live)))
     insights = []
     for (tenant, user, topic), members in sorted(by_topic.items()):
