@@ -30,6 +30,12 @@ NEAR_DUPLICATE = 0.9
 CONTEXT_CHARS = 400
 CONTEXT_TURNS = 2
 REPLY_CHARS = 100  # the start of the answer to a turn travels with it (0: off)
+REPLY_SEPARATOR = " / "
+
+
+def own_text(memory: Memory) -> str:
+    """What the memory's own turn said (without the reply that travels with it)."""
+    return memory.content.split(REPLY_SEPARATOR, 1)[0]
 
 
 def _clip(content: str, limit: int) -> str:
@@ -102,7 +108,7 @@ def memory_for(event: dict[str, Any], context: str,
     shown = f"{content} [{resolved.label()}]" if resolved else content
     sources = [event["event_id"]]
     if reply is not None:
-        shown += " / " + _clip(reply["content"], REPLY_CHARS)
+        shown += REPLY_SEPARATOR + _clip(reply["content"], REPLY_CHARS)
         sources.append(reply["event_id"])
     valid_from = event["timestamp"]
     if resolved:
@@ -169,9 +175,9 @@ def _supersede(memories: dict[str, Memory]) -> list[Memory]:
     updates = []
     for memory in sorted(memories.values(), key=_order):
         subject = speaker_of(memory.content, memory.user_id)
-        for attribute, value in facts_of(memory.content).items():
+        for attribute, value in facts_of(own_text(memory)).items():
             before = latest.get((subject, attribute))
-            if before is not None and facts_of(before.content).get(attribute) != value \
+            if before is not None and facts_of(own_text(before)).get(attribute) != value \
                     and before.superseded_by != memory.id:
                 before = replace(before, superseded_by=memory.id)
                 memories[before.id] = before

@@ -45,3 +45,23 @@ def build_graph(memories: list[dict[str, Any]]) -> tuple[list[Entity], list[Rela
                                                 *memory["source_event_ids"]})
                 edge.timestamp = max(edge.timestamp, memory.get("valid_from") or 0.0)
     return list(entities.values()), list(relations.values())
+
+
+def neighbourhood(entities: list[dict[str, Any]], relations: list[dict[str, Any]],
+                  around: str | None, hops: int) -> tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """The whole graph, or the part within ``hops`` edges of the entity named ``around``
+    (matched by name or alias, case-insensitively). Unknown names give an empty graph."""
+    if around is None:
+        return entities, relations
+    wanted = around.lower()
+    frontier = {e["id"] for e in entities
+                if e["name"].lower() == wanted or wanted in (a.lower() for a in e["aliases"])}
+    seen = set(frontier)
+    for _ in range(hops):
+        step = {r["target"] for r in relations if r["source"] in frontier} \
+            | {r["source"] for r in relations if r["target"] in frontier}
+        frontier = step - seen
+        seen |= step
+    return ([e for e in entities if e["id"] in seen],
+            [r for r in relations if r["source"] in seen and r["target"] in seen])

@@ -15,7 +15,7 @@ from memorose_dagster.records import Insight, stable_id
 
 MIN_MEMBERS = 3
 MAX_MEMBERS = 10
-MAX_SHARE = 0.05  # a topic in more than 5% of a user's memories is a theme of everything
+MAX_SHARE = 0.05  # in more than 5% of a large user's memories, a topic is a theme of everything
 MAX_QUOTES = 3
 
 
@@ -34,7 +34,7 @@ def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
     for memory in live:
         for topic in _topics(memory, speakers):
             by_topic[(memory["tenant"], memory["user_id"], topic)].append(memory)
-    ceiling = max(MIN_MEMBERS, int(MAX_SHARE * len(live)))
+    ceiling = max(4 * MIN_MEMBERS, int(MAX_SHARE * len(live)))
     insights = []
     for (tenant, user, topic), members in sorted(by_topic.items()):
         if not MIN_MEMBERS <= len(members) <= ceiling:

@@ -1,0 +1,65 @@
+"""The knowledge graph of a user, and prompt-ready context packed into a token budget."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StrictStr
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.auth import tenant_of
+from api.routes import _body, _int_param, _node
+from api.schemas import Id, Layer, Strict
+from memorose_dagster.errors import InvalidInput, NotFound
+from memorose_dagster.memory.context import pack, tokens
+from memorose_dagster.memory.graph import neighbourhood
+
+MAX_HOPS = 3
+
+
+class ContextIn(Strict):
+    user_id: Id
+    query: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+    max_tokens: Annotated[int, Field(ge=16, le=32_000, strict=True)] = 1000
+    stream_id: Id | None = None
+    layers: Annotated[list[Layer], Field(min_length=1)] | None = None
+
+
+async def user_graph(request: Request) -> JSONResponse:
+    """Entities and relations of a user; ``?entity=NAME&hops=N`` for the part around one."""
+    tenant = tenant_of(request)
+    user_id = request.path_params["user_id"]
+    hops = _int_param(request.query_params, "hops", 1)
+    if not 0 <= hops <= MAX_HOPS:
+        raise InvalidInput(f"hops must be within 0..{MAX_HOPS}", field="hops")
+    node = _node(request)
+    if not node.has_user(tenant, user_id):
+        raise NotFound(f"unknown user_id {user_id!r}: no events stored", field="user_id")
+    entities = await run_in_threadpool(node.store.derived_for_user, "entity", tenant, user_id)
+    relations = await run_in_threadpool(node.store.derived_for_user, "relation", tenant,
+                                        user_id)
+    entity = request.query_params.get("entity")
+    entities, relations = neighbourhood(entities, relations, entity, hops)
+    if entity is not None and not entities:
+        raise NotFound(f"no entity named {entity!r} for this user", field="entity")
+    strip = ("tenant", "kind", "log_index")
+    return JSONResponse({
+        "entities": [{k: v for k, v in e.items() if k not in strip} for e in entities],
+        "relations": [{k: v for k, v in r.items() if k not in strip} for r in relations]})
+
+
+async def context(request: Request) -> JSONResponse:
+    """The best memories for a query, packed into ``max_tokens`` as prompt-ready text."""
+    tenant = tenant_of(request)
+    body = await _body(request, ContextIn)
+    node = _node(request)
+    if not node.has_user(tenant, body.user_id):
+        raise NotFound(f"unknown user_id {body.user_id!r}: no events stored", field="user_id")
+    results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query, 50,
+                                      body.stream_id, body.layers)
+    text, used = pack(results, body.max_tokens)
+    return JSONResponse({"context": text, "tokens": tokens(text) if text else 0,
+                         "memories": [{"id": r["id"], "layer": r["layer"], "score": r["score"],
+                                       "provenance": r["provenance"]} for r in used]})

@@ -1,0 +1,36 @@
+"""Pack the best memories for a query into a token budget, as prompt-ready text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE tokenizers
+
+
+def tokens(text: str) -> int:
+    return max(1, -(-len(text) // CHARS_PER_TOKEN))
+
+
+def line_of(result: dict[str, Any]) -> str:
+    when = result.get("time")
+    if not when and result["provenance"]:
+        stamp = result["provenance"][0]["timestamp"]
+        when = datetime.fromtimestamp(stamp, UTC).strftime("%-d %B %Y")
+    marker = " (superseded)" if result.get("superseded_by") else ""
+    return f"- [{result['layer']}{', ' + when if when else ''}]{marker} {result['content']}"
+
+
+def pack(results: list[dict[str, Any]], max_tokens: int,
+         header: str = "Relevant memories:") -> tuple[str, list[dict[str, Any]]]:
+    """Lines for ``results`` (best first) while they fit ``max_tokens``; a line that does not
+    fit is skipped, a shorter one after it may still fit. Returns the text and what it used."""
+    used, lines, budget = [], [header], max_tokens - tokens(header)
+    for result in results:
+        line = line_of(result)
+        cost = tokens(line)
+        if cost <= budget:
+            lines.append(line)
+            used.append(result)
+            budget -= cost
+    return ("\n".join(lines) if used else ""), used

@@ -1,0 +1,89 @@
+"""The local consolidator and insights on concrete cases (pure functions)."""
+
+from __future__ import annotations
+
+from memorose_dagster.memory.consolidate import consolidate, is_noise
+from memorose_dagster.memory.insights import derive_insights
+from memorose_dagster.memory.rank import Candidate, rank
+from memorose_dagster.records import new_id
+
+MAY_8 = 1683554160.0  # 2023-05-08 13:56 UTC
+
+
+def events(*contents, ts=MAY_8, stream="s"):
+    return [dict(event_id=new_id(), tenant="t", user_id="u", stream_id=stream, content=c,
+                 timestamp=ts + i, content_type="text") for i, c in enumerate(contents)]
+
+
+def derive(evs, existing=()):
+    return {m.id: m for m in consolidate(evs, {"s": evs}, list(existing))}
+
+
+def test_noise_is_dropped_and_facts_are_kept():
+    for noise in ("ok", "lol", "Hey!", "Thanks, you too!", "haha yeah"):
+        assert is_noise(noise), noise
+    for fact in ("I moved to Lisbon", "Allergic to peanuts", "My sister is a nurse"):
+        assert not is_noise(fact), fact
+    memories = derive(events("ok", "I adopted a dog called Biscuit", "lol"))
+    assert [m.content for m in memories.values()] == ["I adopted a dog called Biscuit"]
+
+
+def test_yesterday_becomes_an_absolute_date():
+    (memory,) = derive(events("I went to the LGBTQ support group yesterday")).values()
+    assert memory.time_label == "7 May 2023"
+    assert memory.content.endswith("[7 May 2023]")
+    assert memory.valid_from == 1683417600.0  # 2023-05-07 00:00 UTC
+
+
+def test_a_moved_city_supersedes_the_old_one():
+    evs = events("Ana: I live in Porto and love it", "Ben: Porto is lovely",
+                 "Ana: Big news, I moved to Lisbon for work")
+    memories = derive(evs)
+    old = next(m for m in memories.values() if m.content.startswith("Ana: I live in Porto"))
+    new = next(m for m in memories.values() if m.content.startswith("Ana: Big news"))
+    assert old.superseded_by == new.id and new.superseded_by is None
+    found = rank([Candidate(m.id, "L1", m.to_dict(), 1.0, frozenset(m.source_event_ids))
+                  for m in (old, new)], "where does she live", 2)
+    assert [c.id for c in found] == [new.id, old.id]  # history stays, below the new value
+
+
+def test_the_same_value_does_not_supersede():
+    memories = derive(events("I moved to Lisbon last year", "I live in Lisbon now"))
+    assert all(m.superseded_by is None for m in memories.values())
+
+
+def test_duplicates_merge_into_the_first_memory():
+    evs = events("We adopted a rescue dog named Biscuit today",
+                 "We adopted a rescue dog named Biscuit today!")
+    memories = derive(evs)
+    assert len(memories) == 1
+    (memory,) = memories.values()
+    assert memory.source_event_ids == sorted(e["event_id"] for e in evs)
+
+
+def test_rerun_gives_the_same_memories():
+    evs = events("Caroline: I started a pottery class", "Melanie: That is great, what pottery?",
+                 "Caroline: Bowls and mugs mostly, glazed blue")
+    first = derive(evs)
+    again = derive(evs, [m.to_dict() for m in first.values()])
+    assert {k: v.to_dict() for k, v in again.items()} == \
+        {k: v.to_dict() for k, v in first.items()}
+
+
+def test_turns_keep_their_context_and_reply():
+    evs = events("Caroline: I started a pottery class", "Melanie: Which studio is it at?",
+                 "Caroline: The one on Main Street")
+    memories = sorted(derive(evs).values(), key=lambda m: m.created_at)
+    assert memories[0].source_event_ids == [evs[0]["event_id"], evs[1]["event_id"]]
+    assert "Melanie: Which studio" in memories[0].content
+    assert "Main Street" in memories[0].context
+
+
+def test_insight_keeps_its_id_across_reruns():
+    evs = events("Went bouldering with Sam at the climbing gym", "Bouldering hurts my fingers a lot",
+                 "New bouldering shoes arrived today", "Bouldering competition next spring")
+    first = {i.topic: i for i in derive_insights([m.to_dict() for m in derive(evs).values()])}
+    more = evs + events("Bouldering again with Ana", ts=MAY_8 + 100)
+    again = {i.topic: i for i in derive_insights([m.to_dict() for m in derive(more).values()])}
+    assert first["bouldering"].id == again["bouldering"].id
+    assert len(again["bouldering"].member_ids) == len(first["bouldering"].member_ids) + 1

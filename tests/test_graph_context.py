@@ -1,0 +1,74 @@
+"""The graph endpoint and context packing, over a pipeline run on real components."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from test_pipeline import ingest, materialize
+
+from memorose_dagster.memory.context import pack, tokens
+from memorose_dagster.memory.timeparse import resolve
+
+
+@pytest.fixture
+def derived_url(served_node):
+    ingest(served_node.url)
+    materialize(served_node.url)
+    return served_node.url
+
+
+def test_graph_around_an_entity(derived_url):
+    whole = httpx.get(derived_url + "/api/v1/users/user_1/graph").json()
+    names = {e["name"] for e in whole["entities"]}
+    assert {"Lisbon", "Maria", "Biscuit", "Google"} <= names
+    alone = httpx.get(derived_url + "/api/v1/users/user_1/graph",
+                      params={"entity": "google", "hops": 0}).json()
+    assert {e["name"] for e in alone["entities"]} == {"Google"} and alone["relations"] == []
+    near = httpx.get(derived_url + "/api/v1/users/user_1/graph",
+                     params={"entity": "Google", "hops": 1}).json()
+    assert {e["name"] for e in near["entities"]} == {"Google", "Maria"}  # co-occur once
+    assert {r["relation"] for r in near["relations"]} == {"co_occurs", "mentioned_in"}
+    two = httpx.get(derived_url + "/api/v1/users/user_1/graph",
+                    params={"entity": "Google", "hops": 2}).json()
+    assert {"Lisbon", "Biscuit"} <= {e["name"] for e in two["entities"]}
+    for relation in whole["relations"]:
+        assert relation["source_event_ids"] and relation["weight"] >= 1.0
+
+
+def test_graph_errors(derived_url):
+    unknown = httpx.get(derived_url + "/api/v1/users/user_1/graph", params={"entity": "Mars"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "entity"
+    hops = httpx.get(derived_url + "/api/v1/users/user_1/graph", params={"hops": 9})
+    assert hops.status_code == 400 and hops.json()["error"]["field"] == "hops"
+    nobody = httpx.get(derived_url + "/api/v1/users/nobody/graph")
+    assert nobody.status_code == 404
+
+
+def test_context_fits_the_budget(derived_url):
+    body = {"user_id": "user_1", "query": "Where does Maria live and work?", "max_tokens": 60}
+    packed = httpx.post(derived_url + "/api/v1/context", json=body).json()
+    assert 0 < packed["tokens"] <= 60
+    assert packed["context"].startswith("Relevant memories:")
+    assert all(m["provenance"] for m in packed["memories"])
+    roomy = httpx.post(derived_url + "/api/v1/context", json={**body, "max_tokens": 2000}).json()
+    assert len(roomy["memories"]) > len(packed["memories"])
+    bad = httpx.post(derived_url + "/api/v1/context", json={**body, "max_tokens": 1})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "max_tokens"
+
+
+def test_pack_skips_what_does_not_fit():
+    results = [{"layer": "L1", "content": "x" * 400, "provenance": [], "time": "7 May 2023"},
+               {"layer": "L1", "content": "short fact", "provenance": [], "time": ""}]
+    text, used = pack(results, 50)
+    assert used == [results[1]] and tokens(text) <= 50 and "short fact" in text
+
+
+def test_relative_dates_resolve_against_the_event_time():
+    said = 1683554160.0  # 2023-05-08 13:56 UTC
+    assert resolve("I went to a support group yesterday", said).label() == "7 May 2023"
+    assert resolve("painted that last year", said).label() == "2022"
+    assert resolve("moving next month", said).label() == "June 2023"
+    last_week = resolve("last week was hard", said)
+    assert (str(last_week.start), str(last_week.end)) == ("2023-05-01", "2023-05-07")
+    assert resolve("two days ago", said).label() == "6 May 2023"
+    assert resolve("no time words here", said) is None
