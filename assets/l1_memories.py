@@ -2,6 +2,7 @@
 
 
 import time
+from typing import Any
 
 import dagster as dg
 
@@ -15,9 +16,22 @@ from assets.selection import (
 )
 from memorose_dagster import keys
 from memorose_dagster.memory.consolidate import consolidate
+from memorose_dagster.memory.facts import consolidate_facts
 from memorose_dagster.partitions import PARTITIONS, LogRange
 from memorose_dagster.records import Tombstone
 from memorose_dagster.resources import ClusterResource, ModelResource
+
+
+def derive(model: ModelResource, events: list[dict[str, Any]],
+           streams: dict[str, list[dict[str, Any]]], existing: list[dict[str, Any]]) -> list:
+    """The local consolidator, or Gemini's facts when the model provider is Gemini."""
+    extractor = model.extractor()
+    if extractor is None:
+        return consolidate(with_previous(events, streams), streams, existing)
+    text_events = [e for e in events if e.get("content_type", "text") == "text"]
+    facts = extractor.extract_facts(text_events)
+    return consolidate_facts(facts, text_events, existing, extractor.decide_updates,
+                             extractor.model)
 
 
 @dg.asset(key=keys.L1_MEMORIES, deps=[keys.L0_EVENTS], partitions_def=PARTITIONS,
@@ -38,8 +52,7 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
         streams = by_stream(cluster.records("event", tenant, user))
         mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
         existing = cluster.records("l1", tenant, user)
-        fresh = [m.to_dict() for m in consolidate(with_previous(mine, streams), streams,
-                                                     existing)]
+        fresh = [m.to_dict() for m in derive(model, mine, streams, existing)]
         kept = {m["id"] for m in fresh} | {m["id"] for m in existing
                                            if not event_ids.issuperset(m["source_event_ids"])}
         retired += [Tombstone(tenant=tenant, target_kind="l1", target_id=old["id"],
@@ -52,7 +65,7 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(events), len(memories),
                                    time.perf_counter() - started),
-                  "noise_dropped": len(events) - len(memories), "retired": len(retired)},
+                  "retired": len(retired), **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L1_HAS_PROVENANCE,
                                            passed=not orphans,
                                            metadata={"without_provenance": len(orphans)})])

@@ -13,6 +13,15 @@ from memorose_dagster.records import Tombstone
 from memorose_dagster.resources import ClusterResource, ModelResource
 
 
+def summarised(insight: dict, memories: list[dict], model: ModelResource) -> dict:
+    """On the Gemini path the model writes the insight's text from its members."""
+    extractor = model.extractor()
+    if extractor is None:
+        return insight
+    members = [m for m in memories if m["id"] in set(insight["member_ids"])]
+    return {**insight, "content": extractor.summarise(members)}
+
+
 @dg.asset(key=keys.L2_INSIGHTS, deps=[keys.MEMORY_GRAPH], partitions_def=PARTITIONS,
           group_name="memory",
           check_specs=[dg.AssetCheckSpec(keys.L2_HAS_MEMBERS, asset=keys.L2_INSIGHTS)])
@@ -27,7 +36,7 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     for tenant, user in users_of(events):
         memories = cluster.records("l1", tenant, user)
         memories_in += len(memories)
-        fresh = [i.to_dict() for i in derive_insights(memories)]
+        fresh = [summarised(i.to_dict(), memories, model) for i in derive_insights(memories)]
         ids = {i["id"] for i in fresh}
         retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
                               reason="topic no longer recurs").to_dict()
@@ -38,6 +47,7 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     thin = [i["id"] for i in insights if len(i["member_ids"]) < MIN_MEMBERS]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, memories_in, len(insights),
-                                   time.perf_counter() - started), "retired": len(retired)},
+                                   time.perf_counter() - started), "retired": len(retired),
+                  **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L2_HAS_MEMBERS, passed=not thin,
                                            metadata={"thin_insights": len(thin)})])

@@ -1,8 +1,9 @@
-"""The ``memorose`` command line: serve a node, rebuild its indexes."""
+"""The ``memorose`` command line: serve a node, run a cluster, rebuild indexes."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -22,6 +23,26 @@ def _node_flags(parser: argparse.ArgumentParser) -> None:
                         help="Raft peer port (MEMOROSE_RAFT_PORT, default port + 1000)")
     parser.add_argument("--peers", default=",".join(env.peers),
                         help="other members' host:raft_port, comma-separated (MEMOROSE_PEERS)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML file with any of: " + ", ".join(CONFIG_KEYS)
+                        + " (flags win over it, it wins over the environment)")
+
+
+CONFIG_KEYS = {"host": str, "port": int, "data_dir": Path, "node_id": str, "raft_port": int,
+               "peers": str}
+
+
+def _config_defaults(path: Path) -> dict[str, object]:
+    import tomllib
+
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise SystemExit(f"{path}: unknown keys {unknown}; known: {', '.join(CONFIG_KEYS)}")
+    if isinstance(data.get("peers"), list):
+        data["peers"] = ",".join(data["peers"])
+    return {key: CONFIG_KEYS[key](value) for key, value in data.items()}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -55,16 +76,18 @@ def up(args: argparse.Namespace) -> int:
 
 def reindex(args: argparse.Namespace) -> int:
     """Rebuild Tantivy and LanceDB from RocksDB. The node must be stopped."""
-    from memorose_dagster.index.embedding import LocalMiniLM
     from memorose_dagster.index.fulltext import FullTextIndex
     from memorose_dagster.index.vectors import VectorIndex
     from memorose_dagster.indexer import Indexer
+    from memorose_dagster.llm.provider import make_embedder
     from memorose_dagster.log.store import Store
 
     home = args.data_dir
     store = Store(home / "rocksdb")
+    embedder = make_embedder()
     indexer = Indexer(store, FullTextIndex(home / "tantivy"),
-                      VectorIndex(home / "lancedb", LocalMiniLM.dim), home / "indexed.watermark")
+                      VectorIndex(home / "lancedb", embedder.dim, embedder.name),
+                      home / "indexed.watermark")
     indexer.reset()
     entries = indexer.catch_up()
     indexer.vectors.optimize()
@@ -91,8 +114,80 @@ def main(argv: list[str] | None = None) -> int:
     p_reindex = sub.add_parser("reindex", help="rebuild Tantivy and LanceDB from RocksDB")
     _node_flags(p_reindex)
     p_reindex.set_defaults(func=reindex)
+    _cluster_commands(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:  # file values become the flags' defaults
+        {"serve": p_serve, "up": p_up, "reindex": p_reindex}[args.command].set_defaults(
+            **_config_defaults(args.config))
+        args = parser.parse_args(argv)
     return args.func(args)
+
+
+def _cluster_commands(sub: argparse._SubParsersAction) -> None:
+    p_cluster = sub.add_parser("cluster", help="run or manage a Raft cluster")
+    actions = p_cluster.add_subparsers(dest="action", required=True)
+    p_up = actions.add_parser("up", help="N replicas on this machine, one command")
+    p_up.add_argument("--nodes", type=int, default=3, help="replicas (default 3)")
+    p_up.add_argument("--host", default="127.0.0.1", help="bind and advertised address")
+    p_up.add_argument("--port", type=int, default=8000, help="HTTP port of node1; +1 each")
+    p_up.add_argument("--raft-port", type=int, default=0, help="Raft port of node1 (port+1000)")
+    p_up.add_argument("--data-dir", type=Path, default=Path("data/cluster"),
+                      help="node1..nodeN data directories go here (default ./data/cluster)")
+    p_up.set_defaults(func=lambda a: _cluster_up(a.nodes, a.host, a.port, a.raft_port,
+                                                 a.data_dir))
+    url = os.environ.get("MEMOROSE_URL", "http://127.0.0.1:8000")
+    for name, text in (("status", "every member's role, term, commit/applied index, lag"),
+                       ("add", "add a member (start it with --peers = the current members)"),
+                       ("remove", "remove a member (the leader hands over first)")):
+        p = actions.add_parser(name, help=text)
+        if name != "status":
+            p.add_argument("address", help="the member's host:raft_port")
+        p.add_argument("--url", default=url, help="node URL(s), comma-separated (MEMOROSE_URL)")
+        p.set_defaults(func=_cluster_admin)
+
+
+def _cluster_up(nodes: int, host: str, port: int, raft_port: int, home: Path) -> int:
+    from memorose_dagster.cluster_up import cluster_up
+
+    return cluster_up(nodes, host, port, raft_port, home)
+
+
+def _cluster_admin(args: argparse.Namespace) -> int:
+    """``cluster status|add|remove`` over HTTP, trying each URL until one answers."""
+    import httpx
+
+    key = os.environ.get("MEMOROSE_ADMIN_KEY", "")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    method, path, body = {
+        "status": ("GET", "/api/v1/cluster/status", None),
+        "add": ("POST", "/api/v1/admin/cluster/members", {"address": getattr(args, "address", "")}),
+        "remove": ("DELETE", f"/api/v1/admin/cluster/members/{getattr(args, 'address', '')}",
+                   None)}[args.action]
+    failures = []
+    for url in filter(None, (u.strip().rstrip("/") for u in args.url.split(","))):
+        try:
+            response = httpx.request(method, url + path, json=body, headers=headers, timeout=60)
+        except httpx.TransportError as exc:
+            failures.append(f"{url}: {exc}")
+            continue
+        if response.status_code == 503:
+            failures.append(f"{url}: {response.text}")
+            continue
+        data = response.json()
+        print(_members_table(data) if args.action == "status" and response.is_success
+              else json.dumps(data, indent=2))
+        return 0 if response.is_success else 1
+    print("no node could answer:\n  " + "\n  ".join(failures), file=sys.stderr)
+    return 1
+
+
+def _members_table(status: dict) -> str:
+    columns = ("node_id", "raft_address", "url", "role", "term", "commit_index",
+               "applied_index", "lag", "reachable")
+    rows = [columns] + [tuple(str(m.get(c, "")) for c in columns) for m in status["members"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+                     for row in rows)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,8 @@ class Indexer:
             self._optimizing.release()
 
     def _vector_row(self, vector: dict[str, Any]) -> VectorRow | None:
+        if vector["model"] != self.vectors.model:  # another provider's space: not comparable
+            return None
         kind = {"L0": "event", "L1": "l1", "L2": "l2"}[vector["layer"]]
         target = self._store.get(keys.target_key(vector["tenant"], kind, vector["record_id"]))
         if target is None:  # forgotten since: nothing to index

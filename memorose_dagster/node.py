@@ -14,7 +14,8 @@ from pysyncobj import SyncObjException
 from pysyncobj.syncobj import _RAFT_STATE
 
 from memorose_dagster.errors import CommitTimeout, NotFound, Unavailable
-from memorose_dagster.index.embedding import Embedder, LocalMiniLM
+from memorose_dagster.index.embedding import Embedder
+from memorose_dagster.llm.provider import make_embedder
 from memorose_dagster.index.fulltext import FullTextIndex
 from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.indexer import Indexer, record_id
@@ -36,11 +37,12 @@ class Node:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         home = settings.home
-        self.embedder = embedder or LocalMiniLM()
+        self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request
         self.store = Store(home / "rocksdb")
         self.indexer = Indexer(self.store, FullTextIndex(home / "tantivy"),
-                               VectorIndex(home / "lancedb", self.embedder.dim),
+                               VectorIndex(home / "lancedb", self.embedder.dim,
+                                           self.embedder.name),
                                home / "indexed.watermark")
         self.indexer.start()
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,

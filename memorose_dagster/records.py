@@ -91,6 +91,9 @@ class Memory(Record):
     derivation: str = ""
     context: str = ""      # neighbouring turns: indexed for matching, not returned as content
     time_label: str = ""   # the resolved date of a relative time expression, if any
+    subject: str = ""      # structured fact (LLM path): who/what, which attribute, its value
+    attribute: str = ""
+    value: str = ""
     log_index: int = 0
 
 

@@ -1,6 +1,7 @@
 """Dagster resources: the cluster client (the pipeline's only door to the data) and the model."""
 
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,7 +9,8 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from memorose_client import MemoroseClient
-from memorose_dagster.index.embedding import Embedder, LocalMiniLM
+from memorose_dagster.index.embedding import Embedder
+from memorose_dagster.llm.provider import make_embedder, make_extractor, provider
 
 COMMIT_CHUNK = 500  # records per log command: one Raft entry stays well under a few MB
 
@@ -66,25 +68,32 @@ class ClusterResource(dg.ConfigurableResource):
 
 
 class ModelResource(dg.ConfigurableResource):
-    """Embedding (and later LLM) provider: the offline MiniLM unless configured otherwise."""
+    """The model provider: ``auto`` (Gemini when GOOGLE_API_KEY is set, else the offline local
+    MiniLM and consolidator), ``local`` or ``gemini``."""
 
-    provider: str = "local"
+    provider: str = "auto"
 
     _embedder: Embedder | None = PrivateAttr(default=None)
+    _extractor: Any = PrivateAttr(default=None)
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "MEMOROSE_MODEL_PROVIDER": self.provider}
 
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            if self.provider != "local":
-                raise dg.Failure(f"unknown model provider {self.provider!r}")
-            self._embedder = _local_embedder()
+            self._embedder = make_embedder(self._env())
         return self._embedder
 
+    def extractor(self) -> Any:
+        """The Gemini extractor, or None on the local path."""
+        if self._extractor is None and provider(self._env()) == "gemini":
+            self._extractor = make_extractor(self._env())
+        return self._extractor
 
-_LOCAL: LocalMiniLM | None = None
-
-
-def _local_embedder() -> LocalMiniLM:
-    global _LOCAL  # one model per process: runs in the same process share it
-    if _LOCAL is None:
-        _LOCAL = LocalMiniLM()
-    return _LOCAL
+    def usage_metadata(self) -> dict[str, Any]:
+        """Token and cost counts of this run's model calls (empty on the local path)."""
+        usage: dict[str, Any] = {}
+        for user in (self._embedder, self._extractor):
+            if user is not None and hasattr(user, "usage_metadata"):
+                usage.update(user.usage_metadata())
+        return usage

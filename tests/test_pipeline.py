@@ -78,7 +78,7 @@ def test_assets_materialize_with_passing_checks(served_node):
     assert len(lisbon) == 1 and len(lisbon[0]["member_ids"]) == 3
     assert node.indexer.vectors.count() == len(ids) + len(memories) + len(insights)
     l1_meta = result.asset_materializations_for_node("l1_memories")[0].metadata
-    assert l1_meta["records_in"].value == 6 and l1_meta["noise_dropped"].value == 2
+    assert l1_meta["records_in"].value == 6 and l1_meta["records_out"].value == 4
 
 
 def test_vectors_find_meaning_without_shared_words(served_node):

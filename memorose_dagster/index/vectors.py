@@ -7,6 +7,7 @@ filtered flat scan would cost more than the index.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +42,18 @@ def _quote(value: str) -> str:
 
 
 class VectorIndex:
-    def __init__(self, path: str | Path, dim: int):
+    def __init__(self, path: str | Path, dim: int, model: str):
         self._db = lancedb.connect(str(path))
         self._dim = dim
+        self.model = model  # one table per embedding model: vectors of others are not indexed
         self._schema = pa.schema([
             pa.field("id", pa.string()), pa.field("tenant", pa.string()),
             pa.field("user_id", pa.string()), pa.field("stream_id", pa.string()),
             pa.field("layer", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)),
         ])
         self._lock = threading.Lock()
-        self._table = self._db.create_table(TABLE, schema=self._schema, exist_ok=True)
+        table = TABLE + "_" + re.sub(r"[^A-Za-z0-9]+", "_", model)
+        self._table = self._db.create_table(table, schema=self._schema, exist_ok=True)
         self._has_ann = bool(self._table.list_indices())
 
     def upsert(self, rows: list[VectorRow]) -> None:
