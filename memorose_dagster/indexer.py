@@ -109,27 +109,29 @@ class Indexer:
                 time.sleep(0.5)
 
     def _index(self, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
-        docs: list[TextDoc] = []
-        rows: list[VectorRow] = []
-        deletes: list[str] = []
+        # read_log returns each key's current record, so a record rewritten by several commands
+        # of this page comes back several times: keep one action per id, the last in log order.
+        docs: dict[str, TextDoc | None] = {}
+        rows: dict[str, VectorRow | None] = {}
         for _, records in entries:
             for record in records:
                 kind = record["kind"]
                 if kind in LAYER_OF_KIND:
-                    docs.append(TextDoc(record_id(record), record["tenant"], record["user_id"],
+                    rid = record_id(record)
+                    docs[rid] = TextDoc(rid, record["tenant"], record["user_id"],
                                         record.get("stream_id", ""), LAYER_OF_KIND[kind],
-                                        record["content"], record.get("context", "")))
+                                        record["content"], record.get("context", ""))
                 elif kind == "vector":
                     row = self._vector_row(record)
                     if row is not None:
-                        rows.append(row)
+                        rows[row.id] = row
                 elif kind == "tombstone":
-                    deletes.append(record["target_id"])
-        self.fulltext.upsert(docs)
-        self.fulltext.delete(deletes)
+                    docs[record["target_id"]] = rows[record["target_id"]] = None
+        self.fulltext.upsert([d for d in docs.values() if d is not None])
+        self.fulltext.delete([rid for rid, d in docs.items() if d is None])
         self.fulltext.commit()
-        self.vectors.upsert(rows)
-        self.vectors.delete(deletes)
+        self.vectors.upsert([r for r in rows.values() if r is not None])
+        self.vectors.delete([rid for rid, r in rows.items() if r is None])
         self._rows_since_optimize += len(rows)
         if self._rows_since_optimize >= OPTIMIZE_EVERY_ROWS:
             self._rows_since_optimize = 0

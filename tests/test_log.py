@@ -91,3 +91,26 @@ def test_snapshot_then_restart_keeps_everything(tmp_path, embedder):
         assert again.store.digest() != "" and digest
     finally:
         again.close()
+
+
+def test_a_record_rewritten_in_one_indexing_page_is_indexed_once(tmp_path, embedder):
+    from memorose_dagster.index.embedding import vector_to_bytes
+    from memorose_dagster.records import Insight
+
+    node = Node(make_settings(tmp_path / "n"), embedder=embedder)
+    node.wait_ready()
+    try:
+        node.indexer.stop()  # let several commands pile up into one indexing page
+        values = vector_to_bytes(embedder.embed(["gardening"])[0])
+        for members in (["a"], ["a", "b"], ["a", "b", "c"]):
+            insight = Insight(id="l2_same", tenant="default", user_id="u", topic="gardening",
+                              content=f"gardening with {len(members)}", member_ids=members,
+                              source_event_ids=[])
+            vector = Vector(tenant="default", record_id="l2_same", layer="L2",
+                            model=embedder.name, values=values)
+            node.submit([insight.to_dict(), vector.to_dict()], wait_indexed=False)
+        assert node.indexer.catch_up() >= 3
+        assert node.indexer.fulltext.num_docs() == 1
+        assert node.indexer.vectors.count() == 1
+    finally:
+        node.close()
