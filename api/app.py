@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api import graph_routes, handlers, openapi, routes
+from api import cluster_routes, graph_routes, handlers, memory_routes, openapi, routes
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node import Node
 from memorose_dagster.settings import Settings
@@ -49,8 +49,10 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/admin/log", routes.read_log),
             Route("/api/v1/admin/commit", routes.commit, methods=["POST"]),
             Route("/api/v1/admin/records", routes.list_records),
+            *memory_routes.ROUTES,
             Route("/api/v1/users/{user_id}/graph", graph_routes.user_graph),
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),
+            *cluster_routes.routes,
         ],
         lifespan=lifespan,
         exception_handlers={

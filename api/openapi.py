@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.memory_routes import ForgetConfirmIn, ForgetQueryIn
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -41,7 +42,7 @@ BAD = {"_400": "invalid input (the error names the field)", "_401": "missing or 
 
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
-    for model in (EventIn, EventBatchIn, RetrieveIn, CommitIn):
+    for model in (EventIn, EventBatchIn, RetrieveIn, CommitIn, ForgetQueryIn, ForgetConfirmIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -70,9 +71,45 @@ def build() -> dict[str, Any]:
                                              201, "{log_index}", CommitIn,
                                              _403="admin key required", **BAD)},
     }
+    paths["/api/v1/events/{event_id}"]["delete"] = {**_op(
+        "Forget an event and what rests only on it", 200, FORGOTTEN, _404="unknown event id"),
+        "parameters": _path_param("event_id")}
+    paths.update(_memory_paths())
     return {"openapi": "3.1.0",
             "info": {"title": "Memorose", "version": "1",
                      "description": "Long-term memory lake for AI agents."},
             "components": {"schemas": schemas, "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}], "paths": paths}
+
+
+FORGOTTEN = "{forgotten, cascaded, updated: [{id, kind}], log_index}"
+
+
+def _path_param(name: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _memory_paths() -> dict[str, Any]:
+    page = [{"name": "layer", "in": "query", "schema": {"enum": ["L1", "L2"]}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}}]
+    return {
+        "/api/v1/memories/{memory_id}": {
+            "parameters": _path_param("memory_id"),
+            "get": _op("One L1 memory or L2 insight, with provenance", 200, "the memory",
+                       _404="unknown memory id"),
+            "delete": _op("Forget a memory and what was derived from it", 200, FORGOTTEN,
+                          _404="unknown memory id")},
+        "/api/v1/users/{user_id}/memories": {"get": {**_op(
+            "A user's memories of one layer, in id order, paged", 200,
+            "{memories, next_cursor}", _400="bad layer or limit", _404="unknown user_id"),
+            "parameters": _path_param("user_id") + page}},
+        "/api/v1/forget": {"post": _op(
+            "Preview a forget by query (changes nothing)", 200,
+            "{candidates: [{id, layer, content, score}], token, expires_at}", ForgetQueryIn,
+            _404="unknown user_id", **BAD)},
+        "/api/v1/forget/confirm": {"post": _op(
+            "Forget the confirmed candidates of a preview", 200, FORGOTTEN, ForgetConfirmIn,
+            **BAD)},
+    }

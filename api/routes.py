@@ -96,6 +96,7 @@ async def retrieve(request: Request) -> JSONResponse:
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query,
                                       body.top_k, body.stream_id, body.layers)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
+    node.access.record(tenant, results)
     return JSONResponse({"results": results, "took_ms": took_ms})
 
 
@@ -139,8 +140,9 @@ async def list_records(request: Request) -> JSONResponse:
     require_admin(request)
     params = request.query_params
     kind, user_id = params.get("kind", ""), params.get("user_id", "")
-    if kind not in ("event", "l1", "l2", "entity", "relation"):
-        raise InvalidInput("kind must be one of event, l1, l2, entity, relation", field="kind")
+    if kind not in ("event", "l1", "l2", "entity", "relation", "access"):
+        raise InvalidInput("kind must be one of event, l1, l2, entity, relation, access",
+                           field="kind")
     if not user_id:
         raise InvalidInput("user_id is required", field="user_id")
     tenant = params.get("tenant", DEFAULT_TENANT)

@@ -8,7 +8,14 @@ import dagster as dg
 
 from assets import ALL_ASSETS
 from memorose_dagster.resources import ClusterResource, ModelResource
-from sensors import insights_refresh_job, log_sensor, memory_job, nightly_insights_schedule
+from sensors import (
+    insights_refresh_job,
+    log_sensor,
+    memory_decay_job,
+    memory_decay_schedule,
+    memory_job,
+    nightly_insights_schedule,
+)
 
 
 def build_definitions() -> dg.Definitions:
@@ -18,9 +25,9 @@ def build_definitions() -> dg.Definitions:
     model = ModelResource(provider=os.environ.get("MEMOROSE_MODEL_PROVIDER", "local"))
     return dg.Definitions(
         assets=ALL_ASSETS,
-        jobs=[memory_job, insights_refresh_job],
+        jobs=[memory_job, insights_refresh_job, memory_decay_job],
         sensors=[log_sensor],
-        schedules=[nightly_insights_schedule],
+        schedules=[nightly_insights_schedule, memory_decay_schedule],
         resources={"cluster": cluster, "model": model},
     )
 

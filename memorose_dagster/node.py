@@ -10,17 +10,19 @@ import logging
 import time
 from typing import Any
 
-from pysyncobj import SyncObjException
 from pysyncobj.syncobj import _RAFT_STATE
 
+from memorose_dagster import cluster
+from memorose_dagster.access import AccessLog
+from memorose_dagster.cluster import ClusterView
 from memorose_dagster.errors import CommitTimeout, NotFound, Unavailable
 from memorose_dagster.index.embedding import Embedder
-from memorose_dagster.llm.provider import make_embedder
 from memorose_dagster.index.fulltext import FullTextIndex
 from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.indexer import Indexer, record_id
+from memorose_dagster.llm.provider import make_embedder
 from memorose_dagster.log import keys
-from memorose_dagster.log.replicated import FAIL_REASONS, MemoryLog
+from memorose_dagster.log.replicated import MemoryLog
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory.rank import Candidate, fuse, rank
 from memorose_dagster.records import Event, pack
@@ -45,24 +47,32 @@ class Node:
                                            self.embedder.name),
                                home / "indexed.watermark")
         self.indexer.start()
+        # After a snapshot install the indexer goes on from its watermark: the new store holds
+        # the log's per-index key lists, so catching up is exact (and no full rebuild).
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
                              home / "raft", settings.resolved_secret(),
                              on_applied=lambda index, _records: self.indexer.notify(index),
-                             on_snapshot_installed=self.indexer.reset)
+                             on_snapshot_installed=lambda: self.indexer.notify(
+                                 self.store.applied_index),
+                             extra_status=lambda: {
+                                 "node_id": settings.name,
+                                 "url": f"http://{settings.host}:{settings.port}",
+                                 "applied_index": self.store.applied_index,
+                                 "indexed_index": self.indexer.indexed})
+        self.cluster = ClusterView(self.log)
+        self.cluster.start()
+        self.access = AccessLog(self)  # retrieve hits, flushed through the log
+        self.access.start()
 
     # -- writes --------------------------------------------------------------------------------
 
     def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
         """Commit ``records`` as one log command; returns its log index once applied here."""
         timeout = self.settings.commit_timeout
-        try:
-            index = self.log.apply_batch(pack(records), sync=True, timeout=timeout)
-        except SyncObjException as exc:
-            if exc.errorCode == "Timeout":
-                raise CommitTimeout(f"command not committed within {timeout:.0f}s",
-                                    leader=self.leader()) from exc
-            reason = FAIL_REASONS.get(exc.errorCode, f"raft error {exc.errorCode}")
-            raise Unavailable(f"cannot commit: {reason}", leader=self.leader()) from exc
+        payload = pack(records)
+        index = cluster.commit(
+            self.log, lambda left: self.log.apply_batch(payload, sync=True, timeout=left),
+            timeout, retry_ambiguous=cluster.retry_safe(records))
         if wait_indexed and not self.indexer.wait_for(index, timeout):
             raise CommitTimeout(f"log index {index} committed but not yet applied here")
         return index
@@ -137,18 +147,26 @@ class Node:
         return self.log._isLeader()
 
     def status(self) -> dict[str, Any]:
-        raft = self.log.getStatus()
+        raft = cluster.raft_status(self.log)
+        members = self.cluster.members()
+        leader = cluster.leader_address(self.log)
         return {
             "node_id": self.settings.name,
             "raft_address": self.settings.raft_address,
             "role": ROLES.get(raft["state"], str(raft["state"])),
-            "leader": self.leader(),
+            "leader": leader,
+            "leader_url": next((m.get("url") for m in members if m["raft_address"] == leader),
+                               None),
             "term": raft["raft_term"],
             "commit_index": raft["commit_idx"],
+            "leader_commit_index": raft["leader_commit_idx"],
+            "raft_applied_index": raft["last_applied"],
             "applied_index": self.store.applied_index,
             "indexed_index": self.indexer.indexed,
             "has_quorum": raft["has_quorum"],
-            "peers": list(self.settings.peers),
+            "log_len": raft["log_len"],
+            "peers": [m["raft_address"] for m in members[1:]],
+            "members": members,
         }
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -161,6 +179,8 @@ class Node:
         raise Unavailable(f"no Raft leader after {timeout:.0f}s")
 
     def close(self) -> None:
+        self.access.stop()
+        self.cluster.stop()
         self.log.destroy_synchronous()
         self.indexer.stop()
         self.indexer.fulltext.close()

@@ -172,8 +172,27 @@ class Tombstone(Record):
     log_index: int = 0
 
 
+@dataclass(slots=True)
+class Access(Record):
+    """Retrievals of one record since the previous flush (a delta). Stored as the running
+    total at ``r/access/{tenant}/{record_id}`` with the newest ``last_access``."""
+
+    kind: ClassVar[str] = "access"
+    tenant: str
+    user_id: str
+    record_id: str
+    target_kind: str
+    count: int
+    last_access: float
+    log_index: int = 0
+
+
+# Tombstones with these reasons (an explicit forget, decay) are final: the state machine never
+# writes the same L1/L2 id (or its vector) again, though a pipeline may re-derive it.
+FINAL_REASONS = frozenset({"forgotten", "decayed"})
+
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.kind: cls for cls in (Event, Memory, Insight, Entity, Relation, Vector, Tombstone)
+    cls.kind: cls for cls in (Event, Memory, Insight, Entity, Relation, Vector, Tombstone, Access)
 }
 
 LAYER_OF_KIND = {"event": "L0", "l1": "L1", "l2": "L2"}

@@ -28,6 +28,15 @@ insights_refresh_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Recompute L2 insights for the users active on a day.")
 
+memory_decay_job = dg.define_asset_job(
+    "memory_decay_job", selection=dg.AssetSelection.assets(keys.MEMORY_DECAY),
+    executor_def=dg.in_process_executor,
+    description="Prune memories that decayed below the floor, with their dependents.")
+
+memory_decay_schedule = dg.ScheduleDefinition(
+    name="memory_decay_schedule", job=memory_decay_job, cron_schedule="0 4 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+
 nightly_insights_schedule = dg.build_schedule_from_partitioned_job(
     insights_refresh_job, hour_of_day=3, name="nightly_insights_schedule",
     default_status=dg.DefaultScheduleStatus.RUNNING)

@@ -80,8 +80,9 @@ def test_turns_keep_their_context_and_reply():
 
 
 def test_insight_keeps_its_id_across_reruns():
-    evs = events("Went bouldering with Sam at the climbing gym", "Bouldering hurts my fingers a lot",
-                 "New bouldering shoes arrived today", "Bouldering competition next spring")
+    evs = events("Went bouldering with Sam at the climbing gym",
+                 "Bouldering hurts my fingers a lot", "New bouldering shoes arrived today",
+                 "Bouldering competition next spring")
     first = {i.topic: i for i in derive_insights([m.to_dict() for m in derive(evs).values()])}
     more = evs + events("Bouldering again with Ana", ts=MAY_8 + 100)
     again = {i.topic: i for i in derive_insights([m.to_dict() for m in derive(more).values()])}

@@ -18,6 +18,7 @@ from memorose_dagster.resources import ClusterResource, ModelResource
 from sensors import log_sensor
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
+MEMORY_ASSETS = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
 FACTS = [
     "I moved to Lisbon with Maria last spring",
     "ok",
@@ -45,7 +46,7 @@ def derived(node, kind, user="user_1"):
 
 
 def materialize(url, run_config=None, partition_key=TODAY, instance=None):
-    result = dg.materialize(ALL_ASSETS, resources=resources(url), partition_key=partition_key,
+    result = dg.materialize(MEMORY_ASSETS, resources=resources(url), partition_key=partition_key,
                             run_config=run_config, instance=instance)
     assert result.success
     checks = result.get_asset_check_evaluations()
@@ -174,6 +175,6 @@ def test_backfill_of_another_day_touches_nothing(served_node):
 def test_bad_run_config_is_refused_before_any_commit(served_node, bad, error, match):
     before = served_node.node.store.applied_index
     with pytest.raises(error, match=match):
-        dg.materialize(ALL_ASSETS, resources=resources(served_node.url), partition_key=TODAY,
+        dg.materialize(MEMORY_ASSETS, resources=resources(served_node.url), partition_key=TODAY,
                        run_config={"ops": {"l0_events": {"config": bad}}})
     assert served_node.node.store.applied_index == before

@@ -54,7 +54,8 @@ def test_up_runs_the_pipeline_and_serves_the_ui(tmp_path):
         deps = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]}
                 for n in nodes}
         assert deps == {"l0_events": set(), "l1_memories": {"l0_events"},
-                        "memory_graph": {"l1_memories"}, "l2_insights": {"memory_graph"}}
+                        "memory_graph": {"l1_memories"}, "l2_insights": {"memory_graph"},
+                        "memory_decay": {"l2_insights"}}
         assert {n["groupName"] for n in nodes} == {"memory"}
         assert (tmp_path / "data" / "dagster" / "dagster.yaml").exists()
     finally:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import tarfile
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.monotonic import monotonic
 from pysyncobj.node import TCPNode
+from pysyncobj.syncobj import _RAFT_STATE
 
 from memorose_dagster.log.store import Store
 from memorose_dagster.records import pack, unpack
@@ -25,6 +29,14 @@ log = logging.getLogger("memorose.raft")
 
 AppliedCallback = Callable[[int, list[dict[str, Any]]], None]
 
+ROLES = {_RAFT_STATE.FOLLOWER: "follower", _RAFT_STATE.CANDIDATE: "candidate",
+         _RAFT_STATE.LEADER: "leader"}
+# pysyncobj keeps every journal entry in memory until a snapshot compacts the log: snapshot after
+# this many entries, or this many payload bytes (whichever comes first), or every 10 minutes.
+COMPACT_ENTRIES = 5000
+COMPACT_BYTES = 64 * 1024 * 1024
+STARTUP_GRACE = 2.5  # seconds
+
 FAIL_REASONS = {
     FAIL_REASON.QUEUE_FULL: "commit queue full",
     FAIL_REASON.MISSING_LEADER: "no leader (no quorum?)",
@@ -32,6 +44,7 @@ FAIL_REASONS = {
     FAIL_REASON.NOT_LEADER: "not the leader",
     FAIL_REASON.LEADER_CHANGED: "leader changed before commit",
     FAIL_REASON.REQUEST_DENIED: "request denied",
+    FAIL_REASON.UNKNOWN_OUTCOME: "outcome unknown (leader changed)",
 }
 
 
@@ -40,11 +53,16 @@ class MemoryLog(SyncObj):
 
     def __init__(self, self_address: str, peers: list[str], store: Store, raft_dir: Path,
                  password: str, on_applied: AppliedCallback,
-                 on_snapshot_installed: Callable[[], None], **conf: Any):
+                 on_snapshot_installed: Callable[[], None],
+                 extra_status: Callable[[], dict[str, Any]] | None = None, **conf: Any):
         # Set before SyncObj.__init__: its tick thread may start applying the journal at once.
         self._store = store
         self._on_applied = on_applied
         self._on_snapshot_installed = on_snapshot_installed
+        self._extra_status = extra_status
+        self._bytes_since_snapshot = 0
+        self._seen_leader: str | None = None
+        self._tick_jobs: queue.SimpleQueue = queue.SimpleQueue()
         raft_dir.mkdir(parents=True, exist_ok=True)
         settings = dict(
             password=password,
@@ -53,12 +71,23 @@ class MemoryLog(SyncObj):
             serializer=self._serialize,
             deserializer=self._deserialize,
             appendEntriesUseBatch=False,  # ~1 ms per blocking call instead of ~100 ms
+            appendEntriesBatchSizeBytes=2**20,
             dynamicMembershipChange=True,
-            logCompactionMinEntries=20000,
+            logCompactionMinEntries=COMPACT_ENTRIES,
             logCompactionMinTime=600,
+            logCompactionBatchSize=2**20,  # snapshot bytes per message to a lagging replica
+            leaderFallbackTimeout=5.0,  # a leader cut off from the majority steps down
+            connectionRetryTime=1.0,  # reconnect to a restarted member within a second
+            onStateChanged=self._on_state_changed,
         )
         settings.update(conf)
         super().__init__(self_address, peers, SyncObjConf(**settings))
+        self.addOnTickCallback(self._on_tick)
+        if peers:
+            # pysyncobj has no Pre-Vote: a member that restarts and reaches some peer before
+            # the leader reaches it would call an election and depose a healthy leader. Hold
+            # its first election until the leader (reconnecting every second) has found it.
+            self._SyncObj__raftElectionDeadline = monotonic() + STARTUP_GRACE
 
     @replicated
     def apply_batch(self, payload: bytes) -> int:
@@ -68,7 +97,51 @@ class MemoryLog(SyncObj):
         applied = self._store.apply(unpack(payload), log_index)
         if applied is not None:
             self._on_applied(log_index, applied)
+        self._bytes_since_snapshot += len(payload)
+        if self._bytes_since_snapshot > COMPACT_BYTES:  # local journal only, not replicated state
+            self._bytes_since_snapshot = 0
+            self.forceLogCompaction()
         return log_index
+
+    @replicated
+    def barrier(self) -> int:
+        # A no-op through the log for consistent reads: once it is applied here, so is every
+        # write acknowledged before it was submitted. Changes no state.
+        return self.raftLastApplied + 1
+
+    # -- observability and tick-thread jobs ----------------------------------------------------
+
+    def getStatus(self) -> dict[str, Any]:
+        # Also what a peer's 'status' request over the Raft port returns (cluster status).
+        status = super().getStatus()
+        if self._extra_status is not None:
+            status["memorose"] = self._extra_status()
+        return status
+
+    def call_in_tick(self, job: Callable[[], Any]) -> Future:
+        """Run ``job`` in pysyncobj's tick thread (its state is not thread-safe)."""
+        future: Future = Future()
+        self._tick_jobs.put((job, future))
+        return future
+
+    def _on_tick(self) -> None:
+        while True:
+            try:
+                job, future = self._tick_jobs.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                future.set_result(job())
+            except Exception as exc:  # handed to the waiting caller
+                future.set_exception(exc)
+        leader = self._getLeader()
+        address = leader.address if leader is not None else None
+        if address != self._seen_leader:
+            self._seen_leader = address
+            log.info("raft leader is now %s (term %d)", address or "unknown", self.raftCurrentTerm)
+
+    def _on_state_changed(self, old: int, new: int) -> None:
+        log.info("raft state %s -> %s", ROLES.get(old, old), ROLES.get(new, new))
 
     # -- snapshots (run in pysyncobj's tick thread) --------------------------------------------
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rocksdict import Checkpoint, Options, Rdict, WriteBatch
 
+from memorose_dagster.access import apply_access
 from memorose_dagster.log import keys
-from memorose_dagster.records import pack, unpack
+from memorose_dagster.records import FINAL_REASONS, pack, unpack
 
 
 def _options() -> Options:
@@ -49,8 +51,18 @@ class Store:
         batch = WriteBatch(raw_mode=True)
         written: list[bytes] = []
         applied: list[dict[str, Any]] = []
+        staged: dict[bytes, dict[str, Any]] = {}  # access totals written earlier in this batch
         for record in records:
             record = {**record, "log_index": log_index}
+            if record["kind"] == "access":
+                done = apply_access(batch, lambda k: staged.get(k) or self.get(k), record)
+                if done is not None:
+                    staged[done[0]] = done[1]
+                    written.append(done[0])
+                    applied.append(done[1])
+                continue
+            if self._finally_forgotten(record):
+                continue
             if record["kind"] == "tombstone":
                 self._apply_tombstone(batch, record)
             elif record["kind"] == "event":
@@ -72,6 +84,22 @@ class Store:
             batch.delete(keys.user_event(tenant, target["user_id"], target_id))
         batch.delete(keys.target_key(tenant, kind, target_id))
         batch.delete(keys.vector(tenant, target_id))
+        batch.delete(keys.derived("access", tenant, target_id))
+
+    def _finally_forgotten(self, record: dict[str, Any]) -> bool:
+        """An L1/L2 (or its vector) whose id was forgotten or decayed stays gone: a pipeline
+        re-deriving it from an event that is still there must not bring it back."""
+        kind = record["kind"]
+        if kind == "vector":
+            kind, rid = {"L1": "l1", "L2": "l2"}.get(record["layer"], ""), record["record_id"]
+        elif kind in ("l1", "l2"):
+            rid = record["id"]
+        else:
+            return False
+        if not kind:
+            return False
+        tombstone = self.get(keys.tombstone(record["tenant"], kind, rid))
+        return tombstone is not None and tombstone.get("reason") in FINAL_REASONS
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -146,9 +174,24 @@ class Store:
         """Swap this store's contents for a checkpoint (snapshot install on a lagging replica)."""
         with self._swap_lock:
             self._db.close()
+            self._wait_released()
             shutil.rmtree(self.path)
             shutil.copytree(source, self.path)
             self._db = Rdict(str(self.path), _options())
+
+    def _wait_released(self, timeout: float = 30.0) -> None:
+        # A reader's iterator keeps a closed database alive, and when it finally goes, RocksDB's
+        # cleanup deletes every file at this path it does not know: the new checkpoint's files.
+        # So swap only once the last reader let go (the path is locked until then).
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                Rdict(str(self.path), _options()).close()
+                return
+            except Exception as exc:  # rocksdict raises a bare Exception for the LOCK file
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def close(self) -> None:
         self._db.close()

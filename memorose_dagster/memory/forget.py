@@ -12,7 +12,7 @@ stays history, pointing at a successor that is gone.
 
 Cascade. Forgetting removes what rests only on the forgotten items and rewrites what rests on
 them in part: L1s whose source events are all forgotten go, others lose the forgotten event ids
-(and their neighbouring-turn ``context`` when it quotes a forgotten event);
+and any quote of them (a reply in the text, neighbouring turns in the ``context``);
 L2 insights are derived again from the memories left (gone when no longer supported); entities
 lose the forgotten memories (gone when none is left); relations the local graph derives are
 recomputed from the remaining memories, other relations go when an endpoint or every source
@@ -43,7 +43,7 @@ LOCAL_RELATIONS = frozenset({"mentioned_in", "co_occurs"})  # what memory/graph.
 # on went carry "cascade: <reason>" and may come back on their own.
 REASON_FORGOTTEN = "forgotten"
 REASON_DECAYED = "decayed"
-CONTEXT_PROBE = 200  # leading characters of a forgotten event looked for in neighbours' context
+TEXT_PROBE = 60  # leading characters of a forgotten event looked for in other memories' text
 
 Record = dict[str, Any]
 
@@ -114,9 +114,16 @@ class Cascade:
     tombstones: list[Record] = field(default_factory=list)
     updates: list[Record] = field(default_factory=list)
     _gone: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _new_text: set[str] = field(default_factory=set, repr=False)
 
     def records(self) -> list[Record]:
         return self.tombstones + self.updates
+
+    def to_embed(self) -> list[Record]:
+        """Rewritten L1s and L2s whose text changed: their old vectors still carry what was
+        forgotten, so they need new ones."""
+        return [r for r in self.updates if r["kind"] in ("l1", "l2")
+                and r["id"] in self._new_text]
 
     def gone(self, kind: str) -> set[str]:
         return set(self._gone.get(kind, ()))
@@ -144,7 +151,7 @@ def cascade(targets: Iterable[Record], records: Mapping[str, list[Record]],
     for target in targets:
         plan._add(target, reason)
     dependent = f"cascade: {reason}"
-    texts = [t["content"][:CONTEXT_PROBE] for t in targets if t["kind"] == "event"]
+    texts = {t["event_id"]: t["content"][:TEXT_PROBE] for t in targets if t["kind"] == "event"}
     live, changed = _cascade_memories(plan, records.get("l1", []), texts, dependent)
     _cascade_insights(plan, records.get("l2", []), live, changed, dependent)
     _cascade_graph(plan, records.get("entity", []), records.get("relation", []), live, changed,
@@ -152,31 +159,46 @@ def cascade(targets: Iterable[Record], records: Mapping[str, list[Record]],
     return plan
 
 
-def _cascade_memories(plan: Cascade, memories: list[Record], texts: list[str], reason: str,
-                      ) -> tuple[list[Record], set[str]]:
-    """The L1s still live after the forget, and the ids of those that lost a source event.
-    A memory keeps its neighbouring turns as ``context``: one that quotes a forgotten event
-    (``texts``) loses its context, rather than keep what was forgotten indexed."""
+def _cascade_memories(plan: Cascade, memories: list[Record], texts: dict[str, str],
+                      reason: str) -> tuple[list[Record], set[str]]:
+    """The L1s still live after the forget, and the ids of those rewritten. ``texts`` maps each
+    forgotten event to the start of its text."""
     gone_events, gone_memories = plan.gone("event"), plan.gone("l1")
     live, changed = [], set()
     for memory in memories:
         if memory["id"] in gone_memories:
             continue
-        sources = memory.get("source_event_ids", [])
-        kept = [e for e in sources if e not in gone_events]
-        if sources and not kept:
+        rewritten = _without_events(memory, gone_events, texts)
+        if rewritten is None:
             plan._add(memory, reason)
             continue
-        context = memory.get("context") or ""
-        rewritten = {**memory, "source_event_ids": kept}
-        if context and any(t and t in context for t in texts):
-            rewritten["context"] = ""
-        if rewritten != memory:
-            plan.updates.append(rewritten)
+        if _update_if_changed(plan, memory, rewritten):
             changed.add(memory["id"])
-            memory = rewritten
-        live.append(memory)
+        live.append(rewritten)
     return live, changed
+
+
+def _without_events(memory: Record, gone_events: set[str], texts: dict[str, str],
+                    ) -> Record | None:
+    """``memory`` without the forgotten events: their ids leave its sources, a quote of one
+    (a reply that travelled with its turn) is cut from its text, and neighbouring turns kept as
+    ``context`` go when they quote one. None when nothing of its own is left."""
+    sources = memory.get("source_event_ids", [])
+    kept = [e for e in sources if e not in gone_events]
+    if sources and not kept:
+        return None
+    content = memory["content"]
+    for event_id in (e for e in sources if e in texts):
+        at = content.find(texts[event_id]) if texts[event_id] else -1
+        if at == 0:  # its own text is the forgotten event's (a merged duplicate)
+            return None
+        if at > 0:
+            content = content[:at].rstrip(" /")  # " / ": how a reply is joined to its turn
+    rewritten = {**memory, "source_event_ids": kept, "content": content}
+    context = memory.get("context") or ""
+    if context and any(t and t in context for t in texts.values()):
+        rewritten["context"] = ""
+    return rewritten
 
 
 def _cascade_insights(plan: Cascade, insights: list[Record], live: list[Record],
@@ -244,6 +266,10 @@ def _cascade_relation(plan: Cascade, relation: Record, fresh: Relation | None, e
         _update_if_changed(plan, relation, {**relation, "source_event_ids": kept})
 
 
-def _update_if_changed(plan: Cascade, old: Record, new: Record) -> None:
-    if new != old:
-        plan.updates.append(new)
+def _update_if_changed(plan: Cascade, old: Record, new: Record) -> bool:
+    if new == old:
+        return False
+    plan.updates.append(new)
+    if new.get("content") != old.get("content"):
+        plan._new_text.add(new["id"])
+    return True
