@@ -35,8 +35,7 @@ async def user_graph(request: Request) -> JSONResponse:
     if not 0 <= hops <= MAX_HOPS:
         raise InvalidInput(f"hops must be within 0..{MAX_HOPS}", field="hops")
     node = _node(request)
-    if not node.has_user(tenant, user_id):
-        raise NotFound(f"unknown user_id {user_id!r}: no events stored", field="user_id")
+    node.require_user(tenant, user_id)
     entities = await run_in_threadpool(node.store.derived_for_user, "entity", tenant, user_id)
     relations = await run_in_threadpool(node.store.derived_for_user, "relation", tenant,
                                         user_id)
@@ -55,8 +54,7 @@ async def context(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     body = await _body(request, ContextIn)
     node = _node(request)
-    if not node.has_user(tenant, body.user_id):
-        raise NotFound(f"unknown user_id {body.user_id!r}: no events stored", field="user_id")
+    node.require_user(tenant, body.user_id)
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query, 50,
                                       body.stream_id, body.layers)
     text, used = pack(results, body.max_tokens)

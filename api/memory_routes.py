@@ -98,8 +98,7 @@ async def list_memories(request: Request) -> JSONResponse:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be within 1..{MAX_PAGE}", field="limit")
     node = _node(request)
-    if not node.has_user(tenant, user_id):
-        raise NotFound(f"unknown user_id {user_id!r}: no events stored", field="user_id")
+    node.require_user(tenant, user_id)
     page = await run_in_threadpool(_page, node, tenant, user_id, layer, cursor, limit)
     return JSONResponse(page)
 
@@ -130,8 +129,7 @@ async def forget_preview(request: Request) -> JSONResponse:
     """What a forget by query would remove, and the token that confirms it. Changes nothing."""
     tenant = tenant_of(request)
     body = await _body(request, ForgetQueryIn)
-    if not _node(request).has_user(tenant, body.user_id):
-        raise NotFound(f"unknown user_id {body.user_id!r}: no events stored", field="user_id")
+    _node(request).require_user(tenant, body.user_id)
     preview = await run_in_threadpool(_forgetter(request).preview, tenant, body.user_id,
                                       body.query, body.top_k, body.layers)
     return JSONResponse(preview)

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
-from memorose_dagster.errors import InvalidInput, NotFound, PayloadTooLarge
+from memorose_dagster.errors import InvalidInput, PayloadTooLarge
 from memorose_dagster.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
 
@@ -90,8 +90,7 @@ async def retrieve(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     body = await _body(request, RetrieveIn)
     node = _node(request)
-    if not node.has_user(tenant, body.user_id):
-        raise NotFound(f"unknown user_id {body.user_id!r}: no events stored", field="user_id")
+    node.require_user(tenant, body.user_id)
     started = time.perf_counter()
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query,
                                       body.top_k, body.stream_id, body.layers)

@@ -91,6 +91,10 @@ class Node:
     def has_user(self, tenant: str, user_id: str) -> bool:
         return next(self.store.user_event_ids(tenant, user_id), None) is not None
 
+    def require_user(self, tenant: str, user_id: str) -> None:
+        if not self.has_user(tenant, user_id):
+            raise NotFound(f"unknown user_id {user_id!r}: no events stored", field="user_id")
+
     def get_record(self, tenant: str, layer: str, rid: str) -> dict[str, Any] | None:
         return self.store.get(keys.target_key(tenant, KIND_OF_LAYER[layer], rid))
 
