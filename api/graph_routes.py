@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import tenant_of
-from api.routes import _body, _int_param, _node
+from api.routes import int_param, node_of, read_body
 from api.schemas import Id, Layer, Strict
 from memorose_dagster.errors import InvalidInput, NotFound
 from memorose_dagster.memory.context import pack, tokens
@@ -31,10 +31,10 @@ async def user_graph(request: Request) -> JSONResponse:
     """Entities and relations of a user; ``?entity=NAME&hops=N`` for the part around one."""
     tenant = tenant_of(request)
     user_id = request.path_params["user_id"]
-    hops = _int_param(request.query_params, "hops", 1)
+    hops = int_param(request.query_params, "hops", 1)
     if not 0 <= hops <= MAX_HOPS:
         raise InvalidInput(f"hops must be within 0..{MAX_HOPS}", field="hops")
-    node = _node(request)
+    node = node_of(request)
     node.require_user(tenant, user_id)
     entities = await run_in_threadpool(node.store.derived_for_user, "entity", tenant, user_id)
     relations = await run_in_threadpool(node.store.derived_for_user, "relation", tenant,
@@ -52,8 +52,8 @@ async def user_graph(request: Request) -> JSONResponse:
 async def context(request: Request) -> JSONResponse:
     """The best memories for a query, packed into ``max_tokens`` as prompt-ready text."""
     tenant = tenant_of(request)
-    body = await _body(request, ContextIn)
-    node = _node(request)
+    body = await read_body(request, ContextIn)
+    node = node_of(request)
     node.require_user(tenant, body.user_id)
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query, 50,
                                       body.stream_id, body.layers)

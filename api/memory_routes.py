@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import tenant_of
-from api.routes import _body, _int_param, _node
+from api.routes import int_param, node_of, read_body
 from api.schemas import Id, Layer, Strict
 from memorose_dagster.errors import InvalidInput, NotFound
 from memorose_dagster.forgetting import Forgetter
@@ -41,7 +41,7 @@ class ForgetConfirmIn(Strict):
 def _forgetter(request: Request) -> Forgetter:
     forgetter = getattr(request.app.state, "forgetter", None)
     if forgetter is None:  # one per app: the token key is derived once from the cluster secret
-        forgetter = request.app.state.forgetter = Forgetter(_node(request))
+        forgetter = request.app.state.forgetter = Forgetter(node_of(request))
     return forgetter
 
 
@@ -70,7 +70,7 @@ def _find_memory(node: Node, tenant: str, memory_id: str) -> tuple[str, dict[str
 
 async def get_memory(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    node = _node(request)
+    node = node_of(request)
     layer, record = _find_memory(node, tenant, request.path_params["memory_id"])
     return JSONResponse(memory_view(node, tenant, layer, record))
 
@@ -92,12 +92,12 @@ async def list_memories(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     user_id, params = request.path_params["user_id"], request.query_params
     layer, cursor = params.get("layer", "L1"), params.get("cursor", "")
-    limit = _int_param(params, "limit", 50)
+    limit = int_param(params, "limit", 50)
     if layer not in MEMORY_KINDS:
         raise InvalidInput("layer must be L1 or L2", field="layer")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be within 1..{MAX_PAGE}", field="limit")
-    node = _node(request)
+    node = node_of(request)
     node.require_user(tenant, user_id)
     page = await run_in_threadpool(_page, node, tenant, user_id, layer, cursor, limit)
     return JSONResponse(page)
@@ -112,7 +112,7 @@ def _forget_memory(forgetter: Forgetter, node: Node, tenant: str,
 async def delete_memory(request: Request) -> JSONResponse:
     """Forget an L1 memory or L2 insight and everything derived from it."""
     tenant = tenant_of(request)
-    removed = await run_in_threadpool(_forget_memory, _forgetter(request), _node(request),
+    removed = await run_in_threadpool(_forget_memory, _forgetter(request), node_of(request),
                                       tenant, request.path_params["memory_id"])
     return JSONResponse(removed)
 
@@ -128,8 +128,8 @@ async def delete_event(request: Request) -> JSONResponse:
 async def forget_preview(request: Request) -> JSONResponse:
     """What a forget by query would remove, and the token that confirms it. Changes nothing."""
     tenant = tenant_of(request)
-    body = await _body(request, ForgetQueryIn)
-    _node(request).require_user(tenant, body.user_id)
+    body = await read_body(request, ForgetQueryIn)
+    node_of(request).require_user(tenant, body.user_id)
     preview = await run_in_threadpool(_forgetter(request).preview, tenant, body.user_id,
                                       body.query, body.top_k, body.layers)
     return JSONResponse(preview)
@@ -137,7 +137,7 @@ async def forget_preview(request: Request) -> JSONResponse:
 
 async def forget_confirm(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    body = await _body(request, ForgetConfirmIn)
+    body = await read_body(request, ForgetConfirmIn)
     removed = await run_in_threadpool(_forgetter(request).confirm, tenant, body.token, body.ids)
     return JSONResponse(removed)
 

@@ -19,14 +19,14 @@ from memorose_dagster.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
 
 
-def _node(request: Request) -> Node:
+def node_of(request: Request) -> Node:
     return request.app.state.node
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-async def _body(request: Request, model: type[M]) -> M:
+async def read_body(request: Request, model: type[M]) -> M:
     limit = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -60,27 +60,27 @@ def _event(request: Request, tenant: str, body: EventIn, field: str) -> Event:
 
 async def ingest_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    event = _event(request, tenant, await _body(request, EventIn), "")
-    index = await run_in_threadpool(_node(request).ingest, [event])
+    event = _event(request, tenant, await read_body(request, EventIn), "")
+    index = await run_in_threadpool(node_of(request).ingest, [event])
     return JSONResponse({"event_id": event.event_id, "log_index": index}, status_code=201)
 
 
 async def ingest_batch(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    body = await _body(request, EventBatchIn)
+    body = await read_body(request, EventBatchIn)
     limit = request.app.state.settings.max_batch
     if len(body.events) > limit:
         raise InvalidInput(f"events: {len(body.events)} events, over the batch limit of {limit}",
                            field="events", limit=limit)
     events = [_event(request, tenant, e, f"events.{i}.") for i, e in enumerate(body.events)]
-    index = await run_in_threadpool(_node(request).ingest, events)
+    index = await run_in_threadpool(node_of(request).ingest, events)
     return JSONResponse({"event_ids": [e.event_id for e in events], "log_index": index},
                         status_code=201)
 
 
 async def get_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    event = _node(request).get_event(tenant, request.path_params["event_id"])
+    event = node_of(request).get_event(tenant, request.path_params["event_id"])
     event.pop("tenant", None)
     event.pop("kind", None)
     return JSONResponse(event)
@@ -88,8 +88,8 @@ async def get_event(request: Request) -> JSONResponse:
 
 async def retrieve(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    body = await _body(request, RetrieveIn)
-    node = _node(request)
+    body = await read_body(request, RetrieveIn)
+    node = node_of(request)
     node.require_user(tenant, body.user_id)
     started = time.perf_counter()
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query,
@@ -100,13 +100,13 @@ async def retrieve(request: Request) -> JSONResponse:
 
 
 async def health(request: Request) -> JSONResponse:
-    status = _node(request).status()
+    status = node_of(request).status()
     return JSONResponse({"status": "ok", "role": status["role"], "leader": status["leader"]})
 
 
 async def cluster_status(request: Request) -> JSONResponse:
     tenant_of(request)
-    return JSONResponse(_node(request).status())
+    return JSONResponse(node_of(request).status())
 
 
 async def read_log(request: Request) -> JSONResponse:
@@ -117,15 +117,15 @@ async def read_log(request: Request) -> JSONResponse:
     """
     require_admin(request)
     params = request.query_params
-    after, limit = _int_param(params, "after", 0), _int_param(params, "limit", 500)
-    until = _int_param(params, "until", -1)
+    after, limit = int_param(params, "after", 0), int_param(params, "limit", 500)
+    until = int_param(params, "until", -1)
     if after < 0 or not 1 <= limit <= 5000:
         raise InvalidInput("after must be >= 0 and limit within 1..5000", field="limit")
     kinds = set(filter(None, params.get("kinds", "").split(","))) or None
     unknown = (kinds or set()) - set(RECORD_TYPES)
     if unknown:
         raise InvalidInput(f"unknown kinds: {sorted(unknown)}", field="kinds")
-    node = _node(request)
+    node = node_of(request)
     entries, scanned_to = await run_in_threadpool(
         node.store.scan_log, after, limit, kinds, until if until >= 0 else None)
     return JSONResponse({
@@ -145,12 +145,12 @@ async def list_records(request: Request) -> JSONResponse:
     if not user_id:
         raise InvalidInput("user_id is required", field="user_id")
     tenant = params.get("tenant", DEFAULT_TENANT)
-    records = await run_in_threadpool(_node(request).store.derived_for_user, kind, tenant,
+    records = await run_in_threadpool(node_of(request).store.derived_for_user, kind, tenant,
                                       user_id)
     return JSONResponse({"records": records})
 
 
-def _int_param(params: Any, name: str, default: int) -> int:
+def int_param(params: Any, name: str, default: int) -> int:
     try:
         return int(params.get(name, default))
     except ValueError as exc:
@@ -160,7 +160,7 @@ def _int_param(params: Any, name: str, default: int) -> int:
 async def commit(request: Request) -> JSONResponse:
     """Pipeline: commit a batch of derived records as one log command."""
     require_admin(request)
-    body = await _body(request, CommitIn)
+    body = await read_body(request, CommitIn)
     records = []
     for i, raw in enumerate(body.records):
         if raw.get("kind") == "event":
@@ -172,7 +172,7 @@ async def commit(request: Request) -> JSONResponse:
             records.append(record_from_dict(raw).to_dict())
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"records.{i}: {exc}", field=f"records.{i}") from exc
-    index = await run_in_threadpool(_node(request).submit, records)
+    index = await run_in_threadpool(node_of(request).submit, records)
     return JSONResponse({"log_index": index, "records": len(records)}, status_code=201)
 
 
