@@ -5,27 +5,24 @@ Status itself is ``GET /api/v1/cluster/status`` (routes.py), which lists every m
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin, tenant_of
+from api.routes import node_of, read_body
 from memorose_dagster import cluster
 from memorose_dagster.errors import InvalidInput, Unavailable
 from memorose_dagster.log.replicated import MemoryLog
 from memorose_dagster.node import Node
 
 WAIT_LIMIT = 120.0  # seconds: the longest wait a caller may ask for
-
-
-def _node(request: Request) -> Node:
-    return request.app.state.node
 
 
 def _timeout(request: Request, default: float) -> float:
@@ -39,15 +36,9 @@ def _timeout(request: Request, default: float) -> float:
     return value
 
 
-async def _address(request: Request) -> str:
-    try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed JSON: {exc}", field="") from exc
-    if not isinstance(body, dict) or set(body) != {"address"} or not isinstance(
-            body["address"], str):
-        raise InvalidInput("body must be {\"address\": \"host:raft_port\"}", field="address")
-    return body["address"]
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: StrictStr = Field(description="the member's host:raft_port")
 
 
 async def sync(request: Request) -> JSONResponse:
@@ -56,7 +47,7 @@ async def sync(request: Request) -> JSONResponse:
     A read sent to the same node afterwards is consistent (ZooKeeper's ``sync`` + read).
     """
     tenant_of(request)
-    node = _node(request)
+    node = node_of(request)
     timeout = _timeout(request, node.settings.commit_timeout)
     index = await run_in_threadpool(cluster.read_barrier, node, timeout)
     return JSONResponse({"applied_index": index, "node_id": node.settings.name})
@@ -64,8 +55,8 @@ async def sync(request: Request) -> JSONResponse:
 
 async def add_member(request: Request) -> JSONResponse:
     require_admin(request)
-    address = await _address(request)
-    node = _node(request)
+    address = (await read_body(request, MemberIn)).address
+    node = node_of(request)
     members = await run_in_threadpool(cluster.add_member, node.log, address,
                                       node.settings.commit_timeout)
     return JSONResponse({"members": members}, status_code=201)
@@ -73,7 +64,7 @@ async def add_member(request: Request) -> JSONResponse:
 
 async def remove_member(request: Request) -> JSONResponse:
     require_admin(request)
-    node = _node(request)
+    node = node_of(request)
     members = await run_in_threadpool(cluster.remove_member, node.log,
                                       request.path_params["address"],
                                       node.settings.commit_timeout)
@@ -83,7 +74,7 @@ async def remove_member(request: Request) -> JSONResponse:
 async def snapshot(request: Request) -> JSONResponse:
     """Write a snapshot now and compact this node's Raft log (it is also done automatically)."""
     require_admin(request)
-    node = _node(request)
+    node = node_of(request)
     timeout = _timeout(request, 60.0)
     return JSONResponse(await run_in_threadpool(_snapshot, node, timeout))
 
@@ -108,7 +99,7 @@ def _snapshot(node: Node, timeout: float) -> dict:
 async def digest(request: Request) -> JSONResponse:
     """SHA-256 of this replica's RocksDB, once it has applied all the leader committed."""
     require_admin(request)
-    node = _node(request)
+    node = node_of(request)
     timeout = _timeout(request, 30.0)
     return JSONResponse(await run_in_threadpool(_digest, node, timeout))
 

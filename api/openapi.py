@@ -75,6 +75,7 @@ def build() -> dict[str, Any]:
         "Forget an event and what rests only on it", 200, FORGOTTEN, _404="unknown event id"),
         "parameters": _path_param("event_id")}
     paths.update(_memory_paths())
+    paths.update(_cluster_paths())
     return {"openapi": "3.1.0",
             "info": {"title": "Memorose", "version": "1",
                      "description": "Long-term memory lake for AI agents."},
@@ -112,4 +113,28 @@ def _memory_paths() -> dict[str, Any]:
         "/api/v1/forget/confirm": {"post": _op(
             "Forget the confirmed candidates of a preview", 200, FORGOTTEN, ForgetConfirmIn,
             **BAD)},
+    }
+
+
+def _cluster_paths() -> dict[str, Any]:
+    timeout = [{"name": "timeout", "in": "query", "schema": {"type": "number"}}]
+    admin = {"_403": "admin key required", "_503": "no quorum / not caught up in time"}
+    return {
+        "/api/v1/cluster/sync": {"post": {**_op(
+            "Wait until this node reflects every write acknowledged before the call", 200,
+            "{applied_index, node_id}", _503="no quorum or timeout"), "parameters": timeout}},
+        "/api/v1/admin/cluster/members": {"post": _op(
+            "Add a member by Raft address {address: host:raft_port} (admin)", 201,
+            "{members}", _400="bad or known address", **admin)},
+        "/api/v1/admin/cluster/members/{address}": {"delete": {**_op(
+            "Remove a member; a leader hands over first (admin)", 200, "{members}",
+            _404="not a member", **admin), "parameters": _path_param("address")}},
+        "/api/v1/admin/snapshot": {"post": {**_op(
+            "Snapshot now and compact this node's Raft log (admin)", 200,
+            "{written, snapshot_bytes, log_len, applied_index}", **admin),
+            "parameters": timeout}},
+        "/api/v1/admin/digest": {"get": {**_op(
+            "SHA-256 of this replica's RocksDB once caught up (admin)", 200,
+            "{digest, applied_index, raft_applied_index, commit_index}", **admin),
+            "parameters": timeout}},
     }

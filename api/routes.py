@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
+from memorose_dagster import cluster
 from memorose_dagster.errors import InvalidInput, PayloadTooLarge
 from memorose_dagster.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
@@ -78,8 +79,16 @@ async def ingest_batch(request: Request) -> JSONResponse:
                         status_code=201)
 
 
+async def _consistent(request: Request, wanted: bool) -> None:
+    """A consistent read first waits until this node has applied every acknowledged write."""
+    if wanted:
+        node = node_of(request)
+        await run_in_threadpool(cluster.read_barrier, node, node.settings.commit_timeout)
+
+
 async def get_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
+    await _consistent(request, request.query_params.get("consistent") in ("1", "true"))
     event = node_of(request).get_event(tenant, request.path_params["event_id"])
     event.pop("tenant", None)
     event.pop("kind", None)
@@ -89,6 +98,7 @@ async def get_event(request: Request) -> JSONResponse:
 async def retrieve(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     body = await read_body(request, RetrieveIn)
+    await _consistent(request, body.consistent)
     node = node_of(request)
     node.require_user(tenant, body.user_id)
     started = time.perf_counter()

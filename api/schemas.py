@@ -45,6 +45,8 @@ class RetrieveIn(Strict):
     top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
     stream_id: Id | None = None
     layers: Annotated[list[Layer], Field(min_length=1)] | None = None
+    consistent: bool = Field(default=False, description=(
+        "reflect every write acknowledged before this request, on any node (one Raft round)"))
 
 
 class CommitIn(Strict):

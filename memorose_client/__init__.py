@@ -65,13 +65,19 @@ class MemoroseClient:
                            for e in events]}
         return self._request("POST", "/api/v1/events/batch", body)["event_ids"]
 
-    def get_event(self, event_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/api/v1/events/{event_id}")
+    def get_event(self, event_id: str, consistent: bool = False) -> dict[str, Any]:
+        """The event as stored; ``consistent``: see every write acknowledged before the call."""
+        suffix = "?consistent=1" if consistent else ""
+        return self._request("GET", f"/api/v1/events/{event_id}{suffix}")
 
     def retrieve(self, user_id: str, query: str, top_k: int = 10, stream_id: str | None = None,
-                 layers: list[str] | None = None) -> list[dict[str, Any]]:
-        """Best memories for ``query``, each with ``id, layer, content, score, provenance``."""
+                 layers: list[str] | None = None, consistent: bool = False,
+                 ) -> list[dict[str, Any]]:
+        """Best memories for ``query``, each with ``id, layer, content, score, provenance``;
+        ``consistent``: reflect every write acknowledged before the call (one Raft round)."""
         body: dict[str, Any] = {"user_id": user_id, "query": query, "top_k": top_k}
+        if consistent:
+            body["consistent"] = True
         if stream_id is not None:
             body["stream_id"] = stream_id
         if layers is not None:

@@ -184,7 +184,7 @@ def _cluster_admin(args: argparse.Namespace) -> int:
 
 def _members_table(status: dict) -> str:
     columns = ("node_id", "raft_address", "url", "role", "term", "commit_index",
-               "applied_index", "lag", "reachable")
+               "applied_index", "lag", "reachable", "age_s")
     rows = [columns] + [tuple(str(m.get(c, "")) for c in columns) for m in status["members"]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))

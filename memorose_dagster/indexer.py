@@ -87,10 +87,14 @@ class Indexer:
         """Index everything applied but not yet indexed, in this thread. Returns entries done."""
         done = 0
         while True:
-            entries = self._store.read_log(self.indexed, PAGE)
-            if not entries:
+            # scanned_to moves past entries with nothing left to index (a command whose records
+            # were all skipped, or forgotten since): the watermark must move past them too.
+            entries, scanned_to = self._store.scan_log(self.indexed, PAGE)
+            if scanned_to <= self.indexed:
                 return done
-            self._index(entries)
+            if entries:
+                self._index(entries)
+            self._advance(scanned_to)
             done += len(entries)
 
     def _run(self) -> None:
@@ -136,10 +140,11 @@ class Indexer:
         if self._rows_since_optimize >= OPTIMIZE_EVERY_ROWS:
             self._rows_since_optimize = 0
             threading.Thread(target=self._optimize, name="memorose-optimize", daemon=True).start()
-        last = entries[-1][0]
-        self._write_watermark(last)
+
+    def _advance(self, index: int) -> None:
+        self._write_watermark(index)
         with self._cond:
-            self.indexed = last
+            self.indexed = index
             self._cond.notify_all()
 
     def _optimize(self) -> None:

@@ -114,3 +114,22 @@ def test_a_record_rewritten_in_one_indexing_page_is_indexed_once(tmp_path, embed
         assert node.indexer.vectors.count() == 1
     finally:
         node.close()
+
+
+def test_a_command_with_nothing_left_to_index_is_still_acknowledged(tmp_path, embedder):
+    from memorose_dagster.records import Memory
+
+    node = Node(make_settings(tmp_path / "n", commit_timeout=5.0), embedder=embedder)
+    node.wait_ready()
+    try:
+        memory = Memory(id="l1_x", tenant="default", user_id="u", stream_id="s",
+                        content="forgotten for good", source_event_ids=["e"])
+        node.submit([memory.to_dict()])
+        node.submit([Tombstone(tenant="default", target_kind="l1", target_id="l1_x",
+                               reason="forgotten").to_dict()])
+        index = node.submit([memory.to_dict()])  # a re-derivation: skipped by the store
+        assert node.indexer.indexed >= index
+        assert node.get_record("default", "L1", "l1_x") is None
+        assert node.indexer.fulltext.search("forgotten", "default", "u", 5) == []
+    finally:
+        node.close()

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
-import queue
 import tarfile
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +60,6 @@ class MemoryLog(SyncObj):
         self._extra_status = extra_status
         self._bytes_since_snapshot = 0
         self._seen_leader: str | None = None
-        self._tick_jobs: queue.SimpleQueue = queue.SimpleQueue()
         raft_dir.mkdir(parents=True, exist_ok=True)
         settings = dict(
             password=password,
@@ -109,7 +106,7 @@ class MemoryLog(SyncObj):
         # write acknowledged before it was submitted. Changes no state.
         return self.raftLastApplied + 1
 
-    # -- observability and tick-thread jobs ----------------------------------------------------
+    # -- observability -------------------------------------------------------------------------
 
     def getStatus(self) -> dict[str, Any]:
         # Also what a peer's 'status' request over the Raft port returns (cluster status).
@@ -118,22 +115,7 @@ class MemoryLog(SyncObj):
             status["memorose"] = self._extra_status()
         return status
 
-    def call_in_tick(self, job: Callable[[], Any]) -> Future:
-        """Run ``job`` in pysyncobj's tick thread (its state is not thread-safe)."""
-        future: Future = Future()
-        self._tick_jobs.put((job, future))
-        return future
-
     def _on_tick(self) -> None:
-        while True:
-            try:
-                job, future = self._tick_jobs.get_nowait()
-            except queue.Empty:
-                break
-            try:
-                future.set_result(job())
-            except Exception as exc:  # handed to the waiting caller
-                future.set_exception(exc)
         leader = self._getLeader()
         address = leader.address if leader is not None else None
         if address != self._seen_leader:
