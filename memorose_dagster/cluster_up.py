@@ -25,6 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from memorose_dagster.up import stop_requested
+
 
 @dataclass(frozen=True)
 class Replica:
@@ -213,14 +215,7 @@ def cluster_up(nodes: int, host: str, port: int, raft_port: int, home: Path) -> 
         raise SystemExit("--nodes must be at least 1 (3 or 5 for fault tolerance)")
     replicas = plan(nodes, host, port, raft_port, home)
     cluster = LocalCluster(replicas, shared_secret(home, replicas))
-    stopping = False
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopping = stop_requested()
     cluster.start_all()
     try:
         cluster.wait_healthy()
@@ -229,7 +224,7 @@ def cluster_up(nodes: int, host: str, port: int, raft_port: int, home: Path) -> 
                           for r in replicas)
               + f"\nMEMOROSE_URL={','.join(cluster.urls)}", flush=True)
         reported: set[str] = set()
-        while not stopping:
+        while not stopping.is_set():
             for replica in replicas:
                 if not cluster.running(replica) and replica.node_id not in reported:
                     reported.add(replica.node_id)

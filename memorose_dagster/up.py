@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,18 @@ load_from:
       location_name: memorose
       working_directory: {working_directory}
 """
+
+
+def stop_requested() -> threading.Event:
+    """Set by SIGTERM or SIGINT (Ctrl-C); a supervisor loop polls it and shuts its children."""
+    event = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return event
 
 
 def prepare_dagster_home(home: Path) -> Path:
@@ -85,14 +98,7 @@ def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
            "MEMOROSE_URL": f"http://{settings.host}:{settings.port}"}
     workspace = str(dagster_home / "workspace.yaml")
     processes: list[subprocess.Popen] = []
-    stopping = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopping = stop_requested()
     try:
         node = subprocess.Popen([sys.executable, "-m", "memorose_dagster.cli", "serve",
                                  *serve_args], env=env)
@@ -109,7 +115,7 @@ def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
         print(f"memorose up: API http://{settings.host}:{settings.port}  "
               f"Dagster UI http://{settings.host}:{dagster_port}  data {settings.home}",
               flush=True)
-        while not stopping:
+        while not stopping.is_set():
             for process in processes:
                 if process.poll() is not None:
                     print(f"memorose up: {process.args[0]} exited ({process.returncode}); "
