@@ -374,3 +374,54 @@ def _line_with(process: subprocess.Popen, needle: str) -> str | None:
         raise AssertionError(f"cluster up exited: {process.stdout.read()}")
     line = process.stdout.readline()
     return line if needle in line else None
+
+
+def test_pipeline_run_in_flight_when_the_leader_dies_leaves_no_duplicates(cluster: LocalCluster):
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    from assets import ALL_ASSETS
+    from memorose_dagster import keys
+    from memorose_dagster.resources import ClusterResource, ModelResource
+
+    pipeline = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
+    tags = ["".join(chr(97 + int(d)) for d in f"{i:03d}") for i in range(300)]
+    contents = [f"Session {t}: I practised the cello piece {t}{t} with teacher {t}x"
+                for t in tags]
+    with MemoroseClient(cluster.urls, timeout=30) as client:
+        ids = client.ingest_batch([{"user_id": "pl", "stream_id": "s", "content": c}
+                                   for c in contents])
+        start_index = client.cluster_status()["applied_index"]
+    leader = cluster.leader()
+    resources = {"cluster": ClusterResource(urls=",".join(cluster.urls)), "model": ModelResource()}
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = dg.materialize(pipeline, resources=resources,
+                                               partition_key=datetime.now(UTC).strftime("%Y-%m-%d"))
+        except Exception as exc:  # a run that dies with the leader is allowed; it is rerun
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_until(lambda: (cluster.status(leader) or {}).get("applied_index", 0) > start_index, 60,
+               what="the run's first commits")
+    cluster.kill(leader)
+    thread.join(timeout=300)
+    survivors = ",".join(u for u in cluster.urls if u != leader.url)
+    if "error" in outcome or not outcome["result"].success:
+        rerun = dg.materialize(pipeline, resources={**resources,
+                                                    "cluster": ClusterResource(urls=survivors)},
+                               partition_key=datetime.now(UTC).strftime("%Y-%m-%d"))
+        assert rerun.success
+    cluster.start(leader)
+    cluster.wait_healthy([leader])
+    digests = cluster.digests()
+    assert len({d["digest"] for d in digests.values()}) == 1
+    records = httpx.get(cluster.urls[0] + "/api/v1/admin/records",
+                        params={"kind": "l1", "user_id": "pl"}, timeout=60).json()["records"]
+    own = Counter(m["source_event_ids"][0] for m in records)
+    assert set(own) == set(ids) and max(own.values()) == 1  # one memory per event, no copies
