@@ -68,6 +68,9 @@ class MemoryLog(SyncObj):
             serializer=self._serialize,
             deserializer=self._deserialize,
             appendEntriesUseBatch=False,  # ~1 ms per blocking call instead of ~100 ms
+            # A one-member group commits in the tick: at the default 50 ms tick every ack waited
+            # ~50 ms (measured 51 ms per blocking call; 5.6 ms at 5 ms, for ~1% of a core idle).
+            autoTickPeriod=0.005,
             appendEntriesBatchSizeBytes=2**20,
             dynamicMembershipChange=True,
             logCompactionMinEntries=COMPACT_ENTRIES,
