@@ -74,7 +74,7 @@ class Node:
             self.log, lambda left: self.log.apply_batch(payload, sync=True, timeout=left),
             timeout, retry_ambiguous=cluster.retry_safe(records))
         if wait_indexed and not self.indexer.wait_for(index, timeout):
-            raise CommitTimeout(f"log index {index} committed but not yet applied here")
+            raise CommitTimeout(f"log index {index} committed but not yet indexed on this node")
         return index
 
     def ingest(self, events: list[Event]) -> int:
