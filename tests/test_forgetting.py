@@ -15,6 +15,7 @@ from conftest import wait_until
 from rocksdict import Options, Rdict, WriteBatch
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from test_pipeline import FACTS as PIPELINE_FACTS
 
 from api import create_app, memory_routes
 from assets import ALL_ASSETS
@@ -33,15 +34,7 @@ from memorose_dagster.resources import ClusterResource, ModelResource
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 NOW = 1_800_000_000.0
-FACTS = [
-    "I moved to Lisbon with Maria last spring",
-    "ok",
-    "Maria and I adopted a dog called Biscuit in Lisbon",
-    "lol",
-    "We hike near Lisbon with Biscuit every Sunday",
-    "Maria started a new job at Google",
-    "Lisbon trams are always crowded in the summer",
-]
+FACTS = [*PIPELINE_FACTS, "Lisbon trams are always crowded in the summer"]
 # Insights need a topic in 3 to 5% of a user's memories: with ~100 memories, "lisbon" (4) and
 # "maria" (3) both qualify, so forgetting one memory updates one insight and retires the other.
 FILLER = [f"filler fact number {i} recorded" for i in range(100)]
