@@ -67,6 +67,13 @@ def build() -> dict[str, Any]:
                                             _403="admin key required"),
             "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer"}}]}},
+        "/api/v1/admin/records": {"get": {**_op(
+            "Every record of one kind for one user (admin)", 200, "{records}",
+            _400="unknown kind or missing user_id", _403="admin key required"),
+            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                           for n in ("kind", "user_id", "tenant")]}},
+        "/api/v1/admin/users": {"get": _op("Every (tenant, user_id) with events (admin)", 200,
+                                           "{users}", _403="admin key required")},
         "/api/v1/admin/commit": {"post": _op("Commit derived records as one command (admin)",
                                              201, "{log_index}", CommitIn,
                                              _403="admin key required", **BAD)},

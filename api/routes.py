@@ -160,6 +160,13 @@ async def list_records(request: Request) -> JSONResponse:
     return JSONResponse({"records": records})
 
 
+async def list_users(request: Request) -> JSONResponse:
+    """Pipeline: every (tenant, user_id) with stored events."""
+    require_admin(request)
+    users = await run_in_threadpool(node_of(request).store.users)
+    return JSONResponse({"users": [{"tenant": t, "user_id": u} for t, u in users]})
+
+
 def int_param(params: Any, name: str, default: int) -> int:
     try:
         return int(params.get(name, default))

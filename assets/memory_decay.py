@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from assets.selection import embed, users_of
+from assets.selection import embed
 from memorose_dagster import keys
 from memorose_dagster.memory.forget import REASON_DECAYED, cascade, is_protected, select_prunable
 from memorose_dagster.resources import ClusterResource, ModelResource
@@ -31,7 +31,7 @@ def memory_decay(config: DecayConfig, cluster: ClusterResource,
     started = time.perf_counter()
     now = time.time()
     examined, pruned, removed, protected_pruned = 0, 0, 0, []
-    for tenant, user in users_of(list(cluster.read(0, None, ["event"]))):
+    for tenant, user in cluster.users():
         memories = cluster.records("l1", tenant, user)
         examined += len(memories)
         access = {a["record_id"]: a for a in cluster.records("access", tenant, user)}

@@ -106,6 +106,11 @@ class MemoroseClient:
         query = httpx.QueryParams(kind=kind, user_id=user_id, tenant=tenant)
         return self._request("GET", f"/api/v1/admin/records?{query}")["records"]
 
+    def users(self) -> list[tuple[str, str]]:
+        """Every (tenant, user_id) with stored events."""
+        body = self._request("GET", "/api/v1/admin/users")
+        return [(u["tenant"], u["user_id"]) for u in body["users"]]
+
     def commit(self, records: list[dict[str, Any]]) -> int:
         """Commit derived records as one log command; returns its log index."""
         body = {"records": [{k: base64.b64encode(v).decode() if isinstance(v, bytes) else v

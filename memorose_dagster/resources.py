@@ -59,6 +59,9 @@ class ClusterResource(dg.ConfigurableResource):
         body = self.client.read_log(after, limit=1, kinds=kinds)
         return bool(body["entries"]), body["applied_index"]
 
+    def users(self) -> list[tuple[str, str]]:
+        return self.client.users()
+
     def records(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
         return self.client.list_records(kind, user_id, tenant)
 

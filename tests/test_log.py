@@ -133,3 +133,24 @@ def test_a_command_with_nothing_left_to_index_is_still_acknowledged(tmp_path, em
         assert node.indexer.fulltext.search("forgotten", "default", "u", 5) == []
     finally:
         node.close()
+
+
+def test_per_user_listings_follow_writes_and_tombstones(tmp_path):
+    from memorose_dagster.records import Access, Memory
+
+    store = Store(tmp_path / "db")
+    def memory(mid, user):
+        return Memory(id=mid, tenant="t", user_id=user, stream_id="s", content=mid,
+                      source_event_ids=["e"]).to_dict()
+
+    store.apply([event(1, user="ann"), event(2, user="bob"), event(3, user="ann/x"),
+                 memory("m1", "ann"), memory("m2", "bob"), memory("m3", "ann")], 1)
+    store.apply([Access(tenant="t", user_id="ann", record_id="m1", target_kind="l1", count=2,
+                        last_access=5.0).to_dict()], 2)
+    assert store.users() == [("t", "ann"), ("t", "ann/x"), ("t", "bob")]
+    assert sorted(m["id"] for m in store.derived_for_user("l1", "t", "ann")) == ["m1", "m3"]
+    assert [a["count"] for a in store.derived_for_user("access", "t", "ann")] == [2]
+    store.apply([Tombstone(tenant="t", target_kind="l1", target_id="m1").to_dict()], 3)
+    assert [m["id"] for m in store.derived_for_user("l1", "t", "ann")] == ["m3"]
+    assert store.derived_for_user("access", "t", "ann") == []
+    assert [m["id"] for m in store.derived_for_user("l1", "t", "bob")] == ["m2"]

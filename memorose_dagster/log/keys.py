@@ -7,7 +7,9 @@ every data key: isolation is a key prefix, never a filter applied after the read
     m\\x1fapplied                          -> u64 BE: last Raft index applied to this store
     e\\x1f{tenant}\\x1f{event_id}             -> L0 event (msgpack map)
     u\\x1f{tenant}\\x1f{user_id}\\x1f{event_id}   -> b"" (a user's events, in time order)
-    r\\x1f{kind}\\x1f{tenant}\\x1f{id}          -> derived record: kind l1, l2, entity, relation
+    r\\x1f{kind}\\x1f{tenant}\\x1f{id}          -> derived record: kind l1, l2, entity, relation,
+                                             access (a record's retrieval count)
+    x\\x1f{kind}\\x1f{tenant}\\x1f{user_id}\\x1f{id} -> b"" (a user's derived records of a kind)
     v\\x1f{tenant}\\x1f{record_id}            -> vector record (msgpack, float32 bytes inside)
     t\\x1f{tenant}\\x1f{kind}\\x1f{id}          -> tombstone (msgpack)
     s\\x1f{log_index:016x}                  -> msgpack list of the data keys that index wrote:
@@ -43,6 +45,17 @@ def derived(kind: str, tenant: str, record_id: str) -> bytes:
 
 def derived_prefix(kind: str, tenant: str) -> bytes:
     return _key("r", kind, tenant, "")
+
+
+def user_derived(kind: str, tenant: str, user_id: str, record_id: str) -> bytes:
+    return _key("x", kind, tenant, user_id, record_id)
+
+
+def user_derived_prefix(kind: str, tenant: str, user_id: str) -> bytes:
+    return _key("x", kind, tenant, user_id, "")
+
+
+USERS_PREFIX = b"u\x1f"
 
 
 def vector(tenant: str, record_id: str) -> bytes:

@@ -22,6 +22,8 @@ from memorose_dagster.access import apply_access
 from memorose_dagster.log import keys
 from memorose_dagster.records import FINAL_REASONS, pack, unpack
 
+DERIVED_KINDS = ("l1", "l2", "entity", "relation")
+
 
 def _options() -> Options:
     opts = Options(raw_mode=True)
@@ -58,6 +60,8 @@ class Store:
                 done = apply_access(batch, lambda k: staged.get(k) or self.get(k), record)
                 if done is not None:
                     staged[done[0]] = done[1]
+                    batch.put(keys.user_derived("access", record["tenant"], record["user_id"],
+                                                record["record_id"]), b"")
                     written.append(done[0])
                     applied.append(done[1])
                 continue
@@ -68,6 +72,9 @@ class Store:
             elif record["kind"] == "event":
                 batch.put(keys.user_event(record["tenant"], record["user_id"],
                                           record["event_id"]), b"")
+            elif record["kind"] in DERIVED_KINDS:
+                batch.put(keys.user_derived(record["kind"], record["tenant"], record["user_id"],
+                                            record["id"]), b"")
             key = keys.record_key(record)
             batch.put(key, pack(record))
             written.append(key)
@@ -82,6 +89,9 @@ class Store:
         target = self.get(keys.target_key(tenant, kind, target_id))
         if target is not None and kind == "event":
             batch.delete(keys.user_event(tenant, target["user_id"], target_id))
+        elif target is not None and kind in DERIVED_KINDS:
+            batch.delete(keys.user_derived(kind, tenant, target["user_id"], target_id))
+            batch.delete(keys.user_derived("access", tenant, target["user_id"], target_id))
         batch.delete(keys.target_key(tenant, kind, target_id))
         batch.delete(keys.vector(tenant, target_id))
         batch.delete(keys.derived("access", tenant, target_id))
@@ -148,14 +158,28 @@ class Store:
         return out, scanned_to
 
     def derived_for_user(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
-        """Every record of ``kind`` for one user: events through the per-user listing (in the
-        order they were made), derived kinds by a tenant-prefix scan."""
+        """Every record of ``kind`` for one user, through the per-user listings: events in the
+        order they were made, derived records by id."""
         if kind == "event":
             found = (self.get(keys.event(tenant, eid)) for eid in self.user_event_ids(tenant,
                                                                                     user_id))
             return [e for e in found if e is not None]
-        return [r for r in self.records(keys.derived_prefix(kind, tenant))
-                if r.get("user_id") == user_id]
+        prefix = keys.user_derived_prefix(kind, tenant, user_id)
+        found = (self.get(keys.derived(kind, tenant, key[len(prefix):].decode()))
+                 for key, _ in self.iter_prefix(prefix))
+        return [r for r in found if r is not None]
+
+    def users(self) -> list[tuple[str, str]]:
+        """Every (tenant, user_id) with events: one seek per user over the per-user listing."""
+        out: list[tuple[str, str]] = []
+        start = keys.USERS_PREFIX
+        while True:
+            key = next((k for k, _ in self._db.items(from_key=start)), None)
+            if key is None or not key.startswith(keys.USERS_PREFIX):
+                return out
+            _, tenant, user_id, _ = key.decode().split(keys.SEP, 3)
+            out.append((tenant, user_id))
+            start = keys.user_events_prefix(tenant, user_id)[:-1] + b"\x20"  # past this user
 
     def digest(self) -> str:
         """SHA-256 over every key and value: equal digests mean identical replicas."""
