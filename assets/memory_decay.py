@@ -9,12 +9,20 @@ from pydantic import Field
 
 from assets.selection import embed
 from memorose_dagster import keys
-from memorose_dagster.memory.forget import REASON_DECAYED, cascade, is_protected, select_prunable
+from memorose_dagster.memory.forget import (
+    HALF_LIFE_DAYS,
+    REASON_DECAYED,
+    cascade,
+    is_protected,
+    select_prunable,
+    user_clock,
+)
 from memorose_dagster.resources import ClusterResource, ModelResource
 
 
 class DecayConfig(dg.Config):
-    half_life_days: float = Field(default=30.0, gt=0, description="strength halves this often")
+    half_life_days: float = Field(default=HALF_LIFE_DAYS, gt=0,
+                                  description="strength halves this often")
     floor: float = Field(default=0.05, ge=0, le=1, description="prune below this strength")
     protect_importance: float = Field(default=0.8, ge=0, le=1, description=(
         "memories at or above this importance are never pruned (nor pinned ones)"))
@@ -25,7 +33,8 @@ class DecayConfig(dg.Config):
 def memory_decay(config: DecayConfig, cluster: ClusterResource,
                  model: ModelResource) -> dg.MaterializeResult:
     """Temporal decay of L1 memories: importance halving every `half_life_days` since a memory
-    was created or last retrieved (retrievals also boost it). Memories below `floor` get a
+    was created or last retrieved (retrievals also boost it), measured on the user's clock: up to
+    the user's latest memory or retrieval, so time away from Memorose does not age anything. Memories below `floor` get a
     `decayed` tombstone, with the insights, entities and relations resting on them recomputed
     or retired in the same command per user. Pinned and high-importance memories are kept."""
     started = time.perf_counter()
@@ -35,7 +44,7 @@ def memory_decay(config: DecayConfig, cluster: ClusterResource,
         memories = cluster.records("l1", tenant, user)
         examined += len(memories)
         access = {a["record_id"]: a for a in cluster.records("access", tenant, user)}
-        doomed = select_prunable(memories, now, config.floor, config.half_life_days,
+        doomed = select_prunable(memories, user_clock(memories, access, now), config.floor, config.half_life_days,
                                  config.protect_importance, access)
         if not doomed:
             continue

@@ -27,7 +27,7 @@ from memorose_dagster.forgetting import Forgetter
 from memorose_dagster.index.embedding import vector_from_bytes
 from memorose_dagster.log import keys as store_keys
 from memorose_dagster.memory import forget
-from memorose_dagster.memory.forget import DAY, cascade, select_prunable, strength
+from memorose_dagster.memory.forget import DAY, cascade, select_prunable, strength, user_clock
 from memorose_dagster.node import Node
 from memorose_dagster.records import RECORD_TYPES, pack, unpack
 from memorose_dagster.resources import ClusterResource, ModelResource
@@ -280,6 +280,20 @@ def test_select_prunable_spares_pinned_protected_reinforced_and_live_history():
     assert pruned == {"weak", "old_history"}
 
 
+def test_decay_ages_on_the_users_clock():
+    old = NOW - 200 * DAY
+    away = [{"id": "a", "importance": 0.5, "created_at": old},
+            {"id": "b", "importance": 0.5, "created_at": old + 10 * DAY}]
+    assert user_clock(away, {}, NOW) == old + 10 * DAY  # away since b: nothing aged since
+    assert not select_prunable(away, user_clock(away, {}, NOW), half_life_days=30)
+    back = {"b": {"count": 1, "last_access": NOW - DAY}}  # back, and retrieving again
+    assert user_clock(away, back, NOW) == NOW - DAY
+    assert [m["id"] for m in select_prunable(away, user_clock(away, back, NOW),
+                                             half_life_days=30, access=back)] == ["a"]
+    future = [{"id": "c", "importance": 0.5, "created_at": NOW + DAY}]
+    assert user_clock(future, {}, NOW) == NOW and user_clock([], {}, NOW) == NOW
+
+
 def test_cascade_unit():
     base = {"tenant": "t", "user_id": "u"}
     events = [{"kind": "event", "event_id": f"e{i}", "content": f"fact {i}", **base}
@@ -395,5 +409,6 @@ def test_decay_spares_a_recently_retrieved_memory(served_node):
     access.record("default", [{"id": used["id"], "layer": "L1", "user_id": "user_1"}] * 2)
     assert access.flush() is not None
     dg.materialize([memory_decay], resources={"cluster": ClusterResource(urls=url),
-                                              "model": ModelResource()})
+                                              "model": ModelResource()},
+                   run_config={"ops": {"memory_decay": {"config": {"half_life_days": 30.0}}}})
     assert used["id"] in records(node, "l1") and unused["id"] not in records(node, "l1")

@@ -3,7 +3,10 @@ cascade of a forget through everything derived from the forgotten items.
 
 Decay. A memory's strength is its importance, boosted by how often it was retrieved, halving
 every ``half_life_days`` since it was last reinforced (created, or last retrieved). Pinned
-memories and memories at or above the protection threshold are never pruned.
+memories and memories at or above the protection threshold are never pruned. Age is measured on
+the user's clock (``user_clock``): up to the user's latest activity, not the wall clock, so a user
+who is away for a year comes back to the memory they left, and a replayed history is not aged by
+the time between its events and the replay.
 
 Superseded memories are the history of the memory that replaced them: decay never prunes a piece
 of history while the memory at the head of its chain lives, only together with it (every memory
@@ -31,7 +34,7 @@ from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.records import Relation, Tombstone
 
 DAY = 86_400.0
-HALF_LIFE_DAYS = 30.0
+HALF_LIFE_DAYS = 90.0
 FLOOR = 0.05
 PROTECT_IMPORTANCE = 0.8
 ACCESS_BOOST = 0.5  # strength x1.5 after one retrieval, x2 after three, x2.5 after seven
@@ -67,6 +70,15 @@ def strength(memory: Mapping[str, Any], now: float, half_life_days: float = HALF
     reinforced = max(float(born), float(last_access or 0.0))
     age_days = max(0.0, now - reinforced) / DAY
     return boosted * 0.5 ** (age_days / half_life_days)
+
+
+def user_clock(memories: Iterable[Mapping[str, Any]],
+               access: Mapping[str, Mapping[str, Any]], now: float) -> float:
+    """The user's "now" for decay: the latest memory creation or retrieval, never past ``now``.
+    A user with neither (nothing known) is at ``now``."""
+    latest = [float(m.get("created_at") or 0.0) for m in memories]
+    latest += [float(a.get("last_access") or 0.0) for a in access.values()]
+    return min(now, max(latest, default=now) or now)
 
 
 def is_protected(memory: Mapping[str, Any], protect_importance: float = PROTECT_IMPORTANCE,
