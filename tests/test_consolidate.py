@@ -88,3 +88,23 @@ def test_insight_keeps_its_id_across_reruns():
     again = {i.topic: i for i in derive_insights([m.to_dict() for m in derive(more).values()])}
     assert first["bouldering"].id == again["bouldering"].id
     assert len(again["bouldering"].member_ids) == len(first["bouldering"].member_ids) + 1
+
+
+def test_insight_gathers_one_speakers_topic_across_sessions():
+    turns = ["Mel: We went camping at the beach last summer. The kids loved it.",
+             "Ana: Camping sounds fun, I have never camped.",
+             "Mel: Loved it! We camped in the mountains too.",
+             "Ana: Great pic, I am so happy for you",
+             "Mel: Our forest camping trip was the best one. Good times!",
+             "Mel: So happy and good, we had a good day"]
+    evs = [e for i, t in enumerate(turns) for e in events(t, ts=MAY_8 + 86_400 * i)]
+    by_head = {i.content.split(":")[0]: i for i in
+               derive_insights([m.to_dict() for m in derive(evs).values()])}
+    camping = by_head["Mel on camping"]  # camping, camped: one topic; Ana's turn is not Mel's
+    assert camping.content == ("Mel on camping: We went camping at the beach last summer. "
+                               "[1 June 2022 - 31 August 2022]; "
+                               "We camped in the mountains too.; "
+                               "Our forest camping trip was the best one.")
+    mel = [m for m in derive(evs).values() if m.content.startswith("Mel")]
+    assert set(camping.member_ids) == {m.id for m in mel if "camp" in m.content}
+    assert not any(head.endswith((" happy", " good")) for head in by_head)  # says no topic

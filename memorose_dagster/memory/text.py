@@ -22,6 +22,31 @@ awesome great amazing cool nice wow glad sounds sound appreciate definitely anyt
 something everything things thing lot let let's really totally super sure way time
 """.split())
 
+# Common English words that name no topic: feelings, praise, generic verbs and nouns, time words.
+# Insights group memories by topic, and "good", "happy" or "seeing" would group anything.
+COMMON_WORDS = frozenset("""
+able absolutely actually ago agree agreed ahead almost alone along already always another anyway
+away back bad beautiful believe best better big bit blast bring brings brought bye came can't
+care cause chance change chat check close come comes coming congrats congratulations couple
+crazy day days different doing done easy else end enjoy enjoyed enjoying even ever every
+excited exciting fantastic feel feeling feelings feels felt find fine first found free friend
+friends fun gave give gives giving glad goes gone good gotta guess happen happened happy hard
+hear heard help helped helps hope hoping huge idea important incredible inspiring keep keeps
+kind last later least left less life little long look looked looking looks lots love loved lovely
+loves loving made make makes making mean means meant might mind moment moments month months
+must need needed new next night old others part people perfect place plan planning pretty proud
+put ready real right said say says see seeing seem seems seen share shared show special start
+started still stuff stay take taking talk talked tell thought thinking tough tried try trying
+two use used want wanted wants watch week weekend weeks whole wish wonderful work world wow
+year years yesterday today tomorrow ya yep yet
+accept acceptance accepted adore adorable appreciated beauty bond brave calm calming courage
+creating difference dream dreams empowering encouragement encouraging express expressing
+finding gorgeous grateful hilarious inspired inspiration joy journey lucky memories memory
+motivated motivation passion passionate peace peaceful positive powerful remind reminds
+showing since strength strong stunning support supported supportive supporting sweet
+thankful thankfully touching true truly vibrant welcome
+""".split())
+
 NOT_ENTITIES = frozenset({"I", "The", "A", "An", "It", "We", "You", "He", "She", "They", "This",
                           "That", "My", "Your", "Yes", "No", "Oh", "Hey", "Hi", "Hello", "Thanks",
                           "Wow", "Ok", "Okay", "So", "But", "And", "Well", "What", "When", "Where",
