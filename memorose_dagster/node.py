@@ -24,7 +24,8 @@ from memorose_dagster.llm.provider import make_embedder
 from memorose_dagster.log import keys
 from memorose_dagster.log.replicated import MemoryLog
 from memorose_dagster.log.store import Store
-from memorose_dagster.memory.rank import Candidate, fuse, rank
+from memorose_dagster.memory import graph
+from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, fuse, rank
 from memorose_dagster.records import Event, pack
 from memorose_dagster.settings import Settings
 
@@ -109,15 +110,33 @@ class Node:
         layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
         fused = fuse(((h.id, h.score) for h in text_hits),
                      ((h.id, h.similarity) for h in vector_hits))
+        linked = self.linked_memories(tenant, user_id, query) \
+            if layers is None or "L1" in layers else set()
+        # Graph expansion: memories of the entities the query names join the candidates even
+        # when neither index found them, seeded at a fraction of the best match.
+        expanded = linked - layer_of.keys()
+        seed = GRAPH_SEED * (fused[0][1] if fused else 1.0)
+        fused += [(rid, seed) for rid in sorted(expanded)]
+        layer_of |= {rid: "L1" for rid in expanded}
         candidates = []
         for rid, score in fused:
             record = self.get_record(tenant, layer_of[rid], rid)
-            if record is not None:  # None: forgotten after the index was read
-                sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
-                candidates.append(Candidate(rid, layer_of[rid], record, score,
-                                            frozenset(sources)))
+            if record is None:  # forgotten after the index was read
+                continue
+            if rid in expanded and stream_id is not None and record.get("stream_id") != stream_id:
+                continue
+            sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
+            candidates.append(Candidate(rid, layer_of[rid], record, score, frozenset(sources),
+                                        linked=rid in linked))
         return [self._result(tenant, c.layer, c.record, c.score)
                 for c in rank(candidates, query, top_k)]
+
+    def linked_memories(self, tenant: str, user_id: str, query: str) -> set[str]:
+        """L1 memories linked in the graph to the specific entities the query names."""
+        named = [self.store.get(keys.derived("entity", tenant,
+                                             graph.entity_id(tenant, user_id, name)))
+                 for name in graph.query_names(query)]
+        return graph.expansion([e for e in named if e is not None])
 
     def _result(self, tenant: str, layer: str, record: dict[str, Any],
                 score: float) -> dict[str, Any]:

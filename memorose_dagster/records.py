@@ -112,6 +112,7 @@ class Insight(Record):
     importance: float = 0.5
     created_at: float = 0.0
     derivation: str = ""
+    context: str = ""  # the members' own turns in full: searched, not returned
     log_index: int = 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from memorose_dagster.memory.consolidate import consolidate, is_noise
+from memorose_dagster.memory.graph import expansion, query_names
 from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.memory.rank import Candidate, rank
 from memorose_dagster.records import new_id
@@ -105,6 +106,18 @@ def test_insight_gathers_one_speakers_topic_across_sessions():
                                "[1 June 2022 - 31 August 2022]; "
                                "We camped in the mountains too.; "
                                "Our forest camping trip was the best one.")
+    assert "The kids loved it." in camping.context and "never camped" not in camping.context
     mel = [m for m in derive(evs).values() if m.content.startswith("Mel")]
     assert set(camping.member_ids) == {m.id for m in mel if "camp" in m.content}
     assert not any(head.endswith((" happy", " good")) for head in by_head)  # says no topic
+
+
+def test_graph_expansion_seeds_from_specific_entities_only():
+    assert {"maria", "new york", "dog"} <= set(
+        query_names("Where did Maria's dog go in New York?"))
+    rare = {"name": "Biscuit", "memory_ids": ["m1", "m2"]}
+    everywhere = {"name": "Mel", "memory_ids": [f"m{i}" for i in range(3, 3 + 13)]}
+    assert expansion([rare, everywhere], fanout=12) == {"m1", "m2"}
+    plain, linked = (Candidate(i, "L1", {"content": "x", "importance": 0.5}, 1.0,
+                               frozenset({i}), linked=i == "b") for i in ("a", "b"))
+    assert [c.id for c in rank([plain, linked], "biscuit", 2)] == ["b", "a"]

@@ -128,6 +128,8 @@ def test_delete_memory_cascades_to_insights_graph_and_indexes(derived):
     assert len(insights[broad["id"]]["member_ids"]) == 3
     assert "I moved to Lisbon" in broad["content"]
     assert "I moved to Lisbon" not in insights[broad["id"]]["content"]
+    assert "I moved to Lisbon" in broad["context"]
+    assert "I moved to Lisbon" not in insights[broad["id"]]["context"]
     assert all(memory["id"] not in (r["source"], r["target"])
                for r in records(node, "relation").values())
     assert all(memory["id"] not in e["memory_ids"] for e in records(node, "entity").values())

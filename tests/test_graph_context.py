@@ -6,6 +6,7 @@ import httpx
 import pytest
 from test_pipeline import ingest, materialize
 
+from memorose_dagster.memory import rank
 from memorose_dagster.memory.context import pack, tokens
 from memorose_dagster.memory.timeparse import resolve
 
@@ -72,3 +73,24 @@ def test_relative_dates_resolve_against_the_event_time():
     assert (str(last_week.start), str(last_week.end)) == ("2023-05-01", "2023-05-07")
     assert resolve("two days ago", said).label() == "6 May 2023"
     assert resolve("no time words here", said) is None
+
+
+def test_retrieve_expands_from_the_entities_a_query_names(derived_url, served_node, monkeypatch):
+    node = served_node.node
+    memories = node.store.derived_for_user("l1", "default", "user_1")
+    maria = {m["id"] for m in memories if "Maria" in m["entities"]}
+    assert len(maria) == 3
+    assert node.linked_memories("default", "user_1", "what does maria's job involve?") == maria
+    assert node.linked_memories("default", "user_1", "what is the weather like?") == set()
+
+    def scores():
+        found = httpx.post(derived_url + "/api/v1/retrieve", json={
+            "user_id": "user_1", "query": "what does maria's job involve?", "layers": ["L1"]})
+        return {r["id"]: r["score"] for r in found.json()["results"]}
+
+    linked, boost = scores(), rank.GRAPH_BOOST
+    monkeypatch.setattr(rank, "GRAPH_BOOST", 1.0)
+    plain = scores()
+    assert boost > 1 and linked.keys() == plain.keys() and maria < linked.keys()
+    for rid, score in linked.items():
+        assert score == pytest.approx(plain[rid] * (boost if rid in maria else 1.0), rel=1e-4)

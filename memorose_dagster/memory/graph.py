@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from itertools import combinations
 from typing import Any
 
@@ -65,3 +66,22 @@ def neighbourhood(entities: list[dict[str, Any]], relations: list[dict[str, Any]
         seen |= step
     return ([e for e in entities if e["id"] in seen],
             [r for r in relations if r["source"] in seen and r["target"] in seen])
+
+
+MAX_NGRAM = 3
+EXPANSION_FANOUT = 12  # an entity in more memories than this (a speaker, "Mom") expands nothing
+
+
+def query_names(query: str) -> list[str]:
+    """Every 1..3-word run of the query, lowercased: the names an entity id may be built from.
+    Looking each up by id finds entities however the question spells their case."""
+    tokens = [t.lower().removesuffix("'s") for t in re.findall(r"[\w'-]+", query)]
+    return list(dict.fromkeys(" ".join(tokens[i:i + n]) for n in range(1, MAX_NGRAM + 1)
+                              for i in range(len(tokens) - n + 1)))
+
+
+def expansion(entities: list[dict[str, Any]], fanout: int = EXPANSION_FANOUT) -> set[str]:
+    """The memories linked to the specific entities a query names: graph expansion's seeds.
+    Entities in more than ``fanout`` memories are everywhere and say nothing about the query."""
+    return {mid for e in entities if len(e.get("memory_ids", [])) <= fanout
+            for mid in e.get("memory_ids", [])}

@@ -4,7 +4,8 @@ An insight gathers the memories in which one speaker talks about one specific to
 thing or a keyword, word forms folded: "camping", "camped" and "camp" are one topic), across
 sessions: "Melanie on camping: ...". It quotes, in time order, the sentence of each member that
 names the topic, so one result answers "where has Melanie camped?" with the evidence of several
-conversations, each quote traceable to its memory and events.
+conversations, each quote traceable to its memory and events. The members' whole turns are the
+insight's ``context``: searched (BM25), not returned.
 
 An insight's id depends only on (tenant, user, speaker, topic), so a rerun over more memories
 updates the same insight in place instead of adding a second one.
@@ -47,9 +48,14 @@ def _topics(memory: dict[str, Any], speakers: set[str]) -> dict[str, str]:
             and len(t) > 2 and not t.isdigit() and "'" not in t and not t.endswith("ly")}
 
 
+def _own(memory: dict[str, Any]) -> str:
+    """What the member's own turn said, without the reply that travels with it."""
+    return memory["content"].split(REPLY_SEPARATOR, 1)[0]
+
+
 def quote(memory: dict[str, Any], topic_stem: str, speaker: str) -> str:
     """The sentence of the memory's own turn that names the topic, clipped, with its date."""
-    said = memory["content"].split(REPLY_SEPARATOR, 1)[0]  # the turn, not its reply
+    said = _own(memory)
     if speaker and said.startswith(speaker + ": "):
         said = said[len(speaker) + 2:]
     sentences = _SENTENCE.split(said)
@@ -91,9 +97,10 @@ def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
                          key=lambda m: (m.get("valid_from") or m.get("created_at", 0.0), m["id"]))
         head = f"{speaker} on {topic}" if speaker else f"On {topic}"
         content = f"{head}: " + "; ".join(quote(m, topic_stem, speaker) for m in members)
+        context = " ".join(_own(m) for m in members)
         insights.append(Insight(
             id=stable_id("l2", tenant, user, "topic", speaker.lower(), topic_stem),
-            tenant=tenant, user_id=user, topic=topic, content=content,
+            tenant=tenant, user_id=user, topic=topic, content=content, context=context,
             member_ids=sorted(m["id"] for m in members),
             source_event_ids=sorted({e for m in members for e in m["source_event_ids"]}),
             importance=round(min(1.0, 0.3 + 0.1 * len(members)), 4),
