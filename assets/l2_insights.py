@@ -27,9 +27,9 @@ def summarised(insight: dict, memories: list[dict], model: ModelResource) -> dic
           check_specs=[dg.AssetCheckSpec(keys.L2_HAS_MEMBERS, asset=keys.L2_INSIGHTS)])
 def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
                 model: ModelResource) -> dg.MaterializeResult:
-    """Insights (L2): recurring topics across a user's memories, with member ids and the source
-    events behind them. The id is (user, topic), so a rerun updates an insight in place; one
-    whose topic no longer recurs is retired with a tombstone."""
+    """Insights (L2): what one speaker keeps coming back to across sessions, with member ids and
+    the source events behind them. The id is (user, speaker, topic), so a rerun updates an
+    insight in place; one whose topic no longer recurs is retired with a tombstone."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
     insights, retired, memories_in = [], [], 0

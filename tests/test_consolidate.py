@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from memorose_dagster.memory.consolidate import consolidate, is_noise
-from memorose_dagster.memory.graph import expansion, query_names
+from memorose_dagster.memory.graph import build_graph, expansion, neighbourhood, query_names
 from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.memory.rank import Candidate, rank
+from memorose_dagster.memory.timeparse import query_range
 from memorose_dagster.records import new_id
 
 MAY_8 = 1683554160.0  # 2023-05-08 13:56 UTC
@@ -121,3 +124,30 @@ def test_graph_expansion_seeds_from_specific_entities_only():
     plain, linked = (Candidate(i, "L1", {"content": "x", "importance": 0.5}, 1.0,
                                frozenset({i}), linked=i == "b") for i in ("a", "b"))
     assert [c.id for c in rank([plain, linked], "biscuit", 2)] == ["b", "a"]
+
+
+def test_a_date_range_in_the_query_favours_what_falls_inside():
+    assert query_range("What did I do on 7 May 2023?", MAY_8).start == date(2023, 5, 7)
+    may = query_range("what happened in May 2023", MAY_8)
+    assert (may.start, may.end) == (date(2023, 5, 1), date(2023, 5, 31))
+    assert query_range("what did I eat last week", MAY_8).end == date(2023, 5, 7)
+    assert query_range("how are you", MAY_8) is None
+    april, in_may = (Candidate(i, "L1", {"content": "x", "importance": 0.5, "valid_from": ts},
+                               1.0, frozenset({i})) for i, ts in (("a", MAY_8 - 30 * 86_400),
+                                                                  ("b", MAY_8)))
+    assert [c.id for c in rank([april, in_may], "hikes in May 2023", 2, now=MAY_8)] == ["b", "a"]
+    assert [c.id for c in rank([april, in_may], "hikes in April 2023", 2, now=MAY_8)] == ["a", "b"]
+
+
+def test_graph_types_entities_and_merges_short_names():
+    evs = events("Melanie: Maria started a new job at Google", "Caroline: Thanks, Mel! Lisbon?",
+                 "Melanie: I moved to Lisbon with Maria last spring", "Caroline: Mel, call Maria")
+    entities, relations = build_graph([m.to_dict() for m in derive(evs).values()])
+    by_name = {e.name: e for e in entities}
+    assert {n: e.entity_type for n, e in by_name.items()} == {
+        "Melanie": "person", "Caroline": "person", "Maria": "person",
+        "Google": "organisation", "Lisbon": "place"}
+    assert by_name["Melanie"].aliases == ["Mel"] and "Mel" not in by_name
+    found, _ = neighbourhood([e.to_dict() for e in entities], [r.to_dict() for r in relations],
+                             "mel", 0)
+    assert [e["name"] for e in found] == ["Melanie"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
@@ -13,18 +14,75 @@ def entity_id(tenant: str, user_id: str, name: str) -> str:
     return stable_id("ent", tenant, user_id, name.lower())
 
 
+_ORG_WORDS = ("Inc", "Corp", "Company", "University", "College", "School", "Bank", "Agency",
+              "Foundation", "Institute", "Hospital", "Group", "Club", "Society", "Studio")
+_RELATIVES = r"(?:friend|sister|brother|mom|mum|dad|mother|father|wife|husband|partner|son|" \
+             r"daughter|boss|colleague|cousin|aunt|uncle|grandma|grandpa|neighbou?r|mentor)"
+
+
+def entity_type(name: str, text: str, speakers: set[str]) -> str:
+    """person, organisation, place or thing, from how ``text`` mentions ``name``."""
+    if name.lower() in speakers:
+        return "person"
+    quoted = re.escape(name)
+    if name.split()[-1] in _ORG_WORDS or re.search(
+            rf"\b(?:work(?:s|ed|ing)?|job|intern(?:ship)?|employed|hired|hiring)\s+"
+            rf"(?:\w+\s+)?(?:at|for|with|by)\s+{quoted}\b", text):
+        return "organisation"
+    if re.search(rf"\b(?:my|our|his|her|their)\s+(?:\w+\s+)?{_RELATIVES}\s*,?\s+{quoted}\b"
+                 rf"|\b{quoted}\s+(?:said|says|told|thinks|texted|called me)\b"
+                 rf"|\b(?:with|told|met|asked)\s+{quoted}\b(?!\s+(?:city|park|river|street))",
+                 text):
+        return "person"
+    if re.search(rf"\b(?:in|to|from|near|around|visit(?:ed|ing)?|moved to|trip to)\s+{quoted}\b",
+                 text):
+        return "place"
+    return "thing"
+
+
+def _aliases(names: dict[str, str], types: dict[str, str]) -> dict[str, str]:
+    """Short forms of people merged into the full name: "Mel" -> "Melanie", "Maria" ->
+    "Maria Lopez", when exactly one person's name starts with the short form."""
+    people = [n for n in names if types.get(n) == "person"]
+    merged = {}
+    for short in names:
+        if len(short) < 3 or " " in short:
+            continue
+        longer = [n for n in people if n != short and (
+            n.startswith(short + " ") or (" " not in n and n.startswith(short)))]
+        if len(longer) == 1 and types.get(short, "thing") in ("person", "thing"):
+            merged[short] = longer[0]
+    return merged
+
+
 def build_graph(memories: list[dict[str, Any]]) -> tuple[list[Entity], list[Relation]]:
-    """Entities named in ``memories``; ``mentioned_in`` edges entity -> memory, and
-    ``co_occurs`` edges between entities named in the same memory (weight = shared memories)."""
+    """Entities named in ``memories``, typed (person, organisation, place, thing, by majority
+    over their mentions) and with short forms of people merged in as aliases;
+    ``mentioned_in`` edges entity -> memory, and ``co_occurs`` edges between entities named in
+    the same memory (weight = shared memories)."""
+    memories = sorted(memories, key=lambda m: m["id"])
+    speakers = {m["content"].partition(": ")[0].lower() for m in memories
+                if ": " in m["content"][:41]}
+    names: dict[str, str] = {}  # lowercased -> first spelling seen
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
+    for memory in memories:
+        for name in memory.get("entities", []):
+            key = names.setdefault(name.lower(), name).lower()
+            votes[key][entity_type(name, memory["content"], speakers)] += 1
+    types = {key: _vote(counts) for key, counts in votes.items()}
+    canonical = _aliases(names, types)
     entities: dict[str, Entity] = {}
     relations: dict[str, Relation] = {}
-    for memory in sorted(memories, key=lambda m: m["id"]):
+    for memory in memories:
         tenant, user = memory["tenant"], memory["user_id"]
         ids = []
         for name in memory.get("entities", []):
-            eid = entity_id(tenant, user, name)
-            entity = entities.setdefault(eid, Entity(id=eid, tenant=tenant, user_id=user,
-                                                     name=name))
+            key = canonical.get(name.lower(), name.lower())
+            eid = entity_id(tenant, user, key)
+            entity = entities.setdefault(eid, Entity(
+                id=eid, tenant=tenant, user_id=user, name=names[key],
+                entity_type=types[key],
+                aliases=sorted(names[a] for a, full in canonical.items() if full == key)))
             entity.memory_ids = sorted({*entity.memory_ids, memory["id"]})
             ids.append(eid)
             rid = stable_id("rel", eid, "mentioned_in", memory["id"])
@@ -46,6 +104,16 @@ def build_graph(memories: list[dict[str, Any]]) -> tuple[list[Entity], list[Rela
                                                 *memory["source_event_ids"]})
                 edge.timestamp = max(edge.timestamp, memory.get("valid_from") or 0.0)
     return list(entities.values()), list(relations.values())
+
+
+def _vote(counts: Counter[str]) -> str:
+    """The most frequent type other than the default; ties in order person, org, place."""
+    typed = [(n, -["person", "organisation", "place"].index(t)) for t, n in counts.items()
+             if t != "thing"]
+    if not typed:
+        return "thing"
+    best = max(typed)
+    return ["person", "organisation", "place"][-best[1]]
 
 
 def neighbourhood(entities: list[dict[str, Any]], relations: list[dict[str, Any]],

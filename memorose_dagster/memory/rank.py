@@ -12,9 +12,13 @@ event and the memory made from it say the same thing).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
+
+from memorose_dagster.memory.timeparse import Resolved, query_range
 
 TEXT_WEIGHT = 0.7
 VECTOR_WEIGHT = 0.3
@@ -26,6 +30,7 @@ SPEAKER_BOOST = 1.25  # "What did Caroline say..." favours what Caroline said
 # person on one topic across sessions ("where has Melanie camped?"). Raw events rank below the
 # memories made from them.
 LAYER_FACTOR = {"L0": 0.9, "L1": 1.0, "L2": 1.0}
+IN_RANGE_BOOST = 1.3  # "what did I do in May 2023?": memories dated inside the range
 GRAPH_BOOST = 1.1  # a memory linked to an entity the query names
 GRAPH_SEED = 0.3  # a linked memory neither index found starts at this share of the best match
 _TIME_QUESTION = re.compile(r"\b(when|what (year|month|day|date|time)|how long|since|until|"
@@ -64,14 +69,26 @@ def _speaker(content: str) -> str:
     return head.lower() if sep and 0 < len(head) <= 40 else ""
 
 
+def dated(candidate: Candidate) -> date | None:
+    """The day a result is about: a memory's resolved date (or its event's), an event's time.
+    Insights span many days and have none."""
+    if candidate.layer == "L2":
+        return None
+    when = candidate.record.get("valid_from") or candidate.record.get("timestamp")
+    return datetime.fromtimestamp(float(when), UTC).date() if when else None
+
+
 def adjust(candidate: Candidate, time_question: bool, query_words: frozenset[str] = frozenset(),
-           ) -> float:
+           about: Resolved | None = None) -> float:
     record, score = candidate.record, candidate.score * LAYER_FACTOR[candidate.layer]
     if record.get("superseded_by"):
         score *= SUPERSEDED_FACTOR
     score *= 1.0 + IMPORTANCE_WEIGHT * (float(record.get("importance", 0.5)) - 0.5)
     if time_question and record.get("time_label"):
         score *= TIME_BOOST
+    if about is not None and (day := dated(candidate)) is not None \
+            and about.start <= day <= about.end:
+        score *= IN_RANGE_BOOST
     if candidate.linked:
         score *= GRAPH_BOOST
     if query_words and _speaker(record.get("content", "")) in query_words:
@@ -79,12 +96,16 @@ def adjust(candidate: Candidate, time_question: bool, query_words: frozenset[str
     return score
 
 
-def rank(candidates: list[Candidate], query: str, top_k: int) -> list[Candidate]:
-    """Adjust scores, then keep the best ``top_k`` whose sources are not already covered."""
+def rank(candidates: list[Candidate], query: str, top_k: int,
+         now: float | None = None) -> list[Candidate]:
+    """Adjust scores, then keep the best ``top_k`` whose sources are not already covered.
+    A date range the query names ("in May 2023", "last week" as of ``now``) favours what falls
+    inside it."""
     time_question = bool(_TIME_QUESTION.search(query))
     words = frozenset(w.lower() for w in re.findall(r"[\w'-]+", query))
+    about = query_range(query, time.time() if now is None else now)
     for candidate in candidates:
-        candidate.score = adjust(candidate, time_question, words)
+        candidate.score = adjust(candidate, time_question, words, about)
     chosen: list[Candidate] = []
     covered: list[frozenset[str]] = []
     for candidate in sorted(candidates, key=lambda c: (-c.score, c.id)):

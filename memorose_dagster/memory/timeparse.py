@@ -126,3 +126,38 @@ def _relative(text: str, now: date) -> Resolved | None:
     start = date(year, months[0], 1)
     end_year = year + 1 if unit == "winter" else year
     return Resolved(match.group(0), start, _month_end(date(end_year, months[1], 1)))
+
+
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december"]
+_MONTH = "(" + "|".join(MONTHS) + ")"
+_DAY_MONTH_YEAR = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? (?:of )?{_MONTH},? ((?:19|20)\d\d)\b")
+_MONTH_DAY_YEAR = re.compile(rf"\b{_MONTH} (\d{{1,2}})(?:st|nd|rd|th)?,? ((?:19|20)\d\d)\b")
+_MONTH_YEAR = re.compile(rf"\b{_MONTH},? ((?:19|20)\d\d)\b")
+_YEAR = re.compile(r"\b(?:in|during|of|since) ((?:19|20)\d\d)\b")
+
+
+def query_range(query: str, now: float) -> Resolved | None:
+    """The time a question is about: an absolute date ("7 May 2023", "May 2023", "in 2023")
+    or a relative one resolved against ``now`` ("last week"). None when it names no time."""
+    lowered = query.lower()
+    for pattern, day_group, month_group, year_group in (
+            (_DAY_MONTH_YEAR, 1, 2, 3), (_MONTH_DAY_YEAR, 2, 1, 3)):
+        match = pattern.search(lowered)
+        if match:
+            try:
+                day = date(int(match.group(year_group)),
+                           MONTHS.index(match.group(month_group)) + 1,
+                           int(match.group(day_group)))
+            except ValueError:  # "31 February 2023" names no day
+                continue
+            return Resolved(match.group(0), day, day)
+    match = _MONTH_YEAR.search(lowered)
+    if match:
+        start = date(int(match.group(2)), MONTHS.index(match.group(1)) + 1, 1)
+        return Resolved(match.group(0), start, _month_end(start))
+    match = _YEAR.search(lowered)
+    if match:
+        year = int(match.group(1))
+        return Resolved(match.group(0), date(year, 1, 1), date(year, 12, 31))
+    return resolve(query, now)
