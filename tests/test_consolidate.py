@@ -9,7 +9,7 @@ from memorose_dagster.memory.graph import build_graph, expansion, neighbourhood,
 from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.memory.rank import Candidate, rank
 from memorose_dagster.memory.timeparse import query_range
-from memorose_dagster.records import new_id
+from memorose_dagster.records import new_id, stable_id
 
 MAY_8 = 1683554160.0  # 2023-05-08 13:56 UTC
 
@@ -151,3 +151,18 @@ def test_graph_types_entities_and_merges_short_names():
     found, _ = neighbourhood([e.to_dict() for e in entities], [r.to_dict() for r in relations],
                              "mel", 0)
     assert [e["name"] for e in found] == ["Melanie"]
+
+
+def test_a_turn_splits_into_atomic_statements():
+    evs = events("Caroline: Wow! I went to the LGBTQ support group yesterday. It was powerful. "
+                 "Also my sister Anna moved to Lisbon last week.", "Melanie: Amazing, tell me more")
+    first, second = sorted((m for m in derive(evs).values() if m.content.startswith("Caroline")),
+                           key=lambda m: m.id != stable_id("l1", "t", evs[0]["event_id"], "0"))
+    assert first.content == ("Caroline: Wow! I went to the LGBTQ support group yesterday. "
+                             "It was powerful. [7 May 2023]")
+    assert second.content.startswith("Caroline: Also my sister Anna moved to Lisbon last week. "
+                                      "[1 May 2023 - 7 May 2023] / Melanie: Amazing")
+    assert first.source_event_ids == [evs[0]["event_id"]]  # the reply answers the last one
+    assert second.source_event_ids == [evs[0]["event_id"], evs[1]["event_id"]]
+    assert "Anna moved to Lisbon" in first.context and "support group" in second.context
+    assert "Anna" in second.entities and "Anna" not in first.entities

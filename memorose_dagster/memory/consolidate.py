@@ -3,10 +3,12 @@
 Pure: the same events give the same memories (and ids) on every run, whatever the batching.
 
 - Noise ("ok", "lol", greetings: almost no information) is dropped.
-- Each informative event becomes one memory that keeps its conversational context: the turns
-  before and after it in the same stream are stored as ``context`` and indexed for matching, so a
-  turn that answers a question without repeating its words is still found through its
-  neighbours. The returned ``content`` stays the turn itself, plus its resolved date.
+- Each informative event becomes atomic memories, one per statement (sentence; thin ones like
+  "Wow!" stay with their neighbour), that keep their conversational context: the turn's other
+  statements and the turns before and after it in the same stream are stored as ``context`` and
+  indexed for matching, so a statement that answers a question without repeating its words is
+  still found through its neighbours. The returned ``content`` is the statement itself, with its
+  resolved date, and the last one carries the start of the reply to the turn.
 - Relative time ("yesterday", "last week") is resolved against the event's timestamp.
 - Exact and near duplicates of an earlier memory of the same user merge into it.
 - A newer value for the same subject and attribute (city, job, ...) supersedes the older memory,
@@ -24,13 +26,16 @@ from typing import Any
 from memorose_dagster.memory import text, timeparse
 from memorose_dagster.records import Memory, stable_id
 
-DERIVATION = "local-v2"
+DERIVATION = "local-v3"
 NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" 1, a short real fact >= 3
 NEAR_DUPLICATE = 0.9
 CONTEXT_CHARS = 400
 CONTEXT_TURNS = 2
 REPLY_CHARS = 100  # the start of the answer to a turn travels with it (0: off)
 REPLY_SEPARATOR = " / "
+ATOM_BITS = 6.0  # a sentence with less information than this is not a statement of its own
+ATOM_WORDS = 3
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[\"'])")
 
 
 def own_text(memory: Memory) -> str:
@@ -101,25 +106,58 @@ def _reply(stream: list[dict[str, Any]], position: int) -> dict[str, Any] | None
     return after
 
 
-def memory_for(event: dict[str, Any], context: str,
-               reply: dict[str, Any] | None = None) -> Memory:
-    content = event["content"]
-    resolved = timeparse.resolve(content, event["timestamp"])
-    shown = f"{content} [{resolved.label()}]" if resolved else content
-    sources = [event["event_id"]]
-    if reply is not None:
-        shown += REPLY_SEPARATOR + _clip(reply["content"], REPLY_CHARS)
-        sources.append(reply["event_id"])
-    valid_from = event["timestamp"]
-    if resolved:
-        valid_from = datetime.combine(resolved.start, time(), UTC).timestamp()
-    return Memory(
-        id=stable_id("l1", event["tenant"], event["event_id"], "0"), tenant=event["tenant"],
-        user_id=event["user_id"], stream_id=event["stream_id"], content=shown,
-        source_event_ids=sources, importance=importance(content, bool(resolved)),
-        keywords=text.keywords(content), entities=text.entities(content), valid_from=valid_from,
-        created_at=event["timestamp"], derivation=DERIVATION, context=context,
-        time_label=resolved.label() if resolved else "")
+def atoms(said: str) -> list[str]:
+    """A turn split into atomic statements: its sentences, where one too thin to stand alone
+    ("Wow!", "It was great.") stays with the statement before it (or after it, at the start)."""
+    parts, pending = [], ""
+    for sentence in _SENTENCE.split(said.strip()):
+        if not sentence:
+            continue
+        thin = text.information(sentence) < ATOM_BITS \
+            or len(text.content_words(sentence)) < ATOM_WORDS
+        if thin and parts:
+            parts[-1] += " " + sentence
+        elif thin:
+            pending += sentence + " "
+        else:
+            parts.append(pending + sentence)
+            pending = ""
+    if pending:  # only thin sentences: the turn is one statement
+        parts.append(pending.strip())
+    return parts or [said]
+
+
+def memories_for(event: dict[str, Any], context: str,
+                 reply: dict[str, Any] | None = None) -> list[Memory]:
+    """The atomic memories of one turn. Each is one statement, with the turn's other statements
+    and its neighbouring turns as ``context``; the reply travels with the last statement (the
+    one it answers). A turn of one statement keeps the id it always had."""
+    speaker = speaker_of(event["content"], "")
+    said = event["content"][len(speaker) + 2:] if speaker else event["content"]
+    parts = atoms(said)
+    memories = []
+    for index, part in enumerate(parts):
+        content = f"{speaker}: {part}" if speaker else part
+        resolved = timeparse.resolve(part, event["timestamp"])
+        shown = f"{content} [{resolved.label()}]" if resolved else content
+        sources = [event["event_id"]]
+        if reply is not None and index == len(parts) - 1:
+            shown += REPLY_SEPARATOR + _clip(reply["content"], REPLY_CHARS)
+            sources.append(reply["event_id"])
+        valid_from = event["timestamp"]
+        if resolved:
+            valid_from = datetime.combine(resolved.start, time(), UTC).timestamp()
+        others = " ".join(p for i, p in enumerate(parts) if i != index)
+        memories.append(Memory(
+            id=stable_id("l1", event["tenant"], event["event_id"], str(index)),
+            tenant=event["tenant"], user_id=event["user_id"], stream_id=event["stream_id"],
+            content=shown, source_event_ids=sources,
+            importance=importance(content, bool(resolved)), keywords=text.keywords(part),
+            entities=text.entities(content), valid_from=valid_from,
+            created_at=event["timestamp"], derivation=DERIVATION,
+            context=f"{others} {context}".strip(),
+            time_label=resolved.label() if resolved else ""))
+    return memories
 
 
 def consolidate(targets: Iterable[dict[str, Any]], streams: dict[str, list[dict[str, Any]]],
@@ -136,15 +174,15 @@ def consolidate(targets: Iterable[dict[str, Any]], streams: dict[str, list[dict[
         if event.get("content_type", "text") != "text" or is_noise(event["content"]):
             continue
         sid, i = position.get(event["event_id"], (None, 0))
-        memory = (memory_for(event, _context(streams[sid], i), _reply(streams[sid], i))
-                  if sid is not None else memory_for(event, ""))
-        twin = _duplicate_of(memory, kept, words)
-        if twin is not None:
-            merged = sorted({*twin.source_event_ids, *memory.source_event_ids})
-            twin = replace(twin, source_event_ids=merged)
-            kept[twin.id] = changed[twin.id] = twin
-            continue
-        kept[memory.id] = changed[memory.id] = memory
+        for memory in (memories_for(event, _context(streams[sid], i), _reply(streams[sid], i))
+                       if sid is not None else memories_for(event, "")):
+            twin = _duplicate_of(memory, kept, words)
+            if twin is not None:
+                merged = sorted({*twin.source_event_ids, *memory.source_event_ids})
+                twin = replace(twin, source_event_ids=merged)
+                kept[twin.id] = changed[twin.id] = twin
+                continue
+            kept[memory.id] = changed[memory.id] = memory
     for memory in _supersede(kept):
         changed[memory.id] = memory
     return sorted(changed.values(), key=lambda m: m.id)
