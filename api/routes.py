@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse
 from api.auth import require_admin, tenant_of
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
 from memorose_dagster import cluster
-from memorose_dagster.errors import InvalidInput, PayloadTooLarge
+from memorose_dagster.errors import Conflict, InvalidInput, PayloadTooLarge
+from memorose_dagster.log import keys
 from memorose_dagster.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
 
@@ -53,15 +54,30 @@ def _event(request: Request, tenant: str, body: EventIn, field: str) -> Event:
         raise InvalidInput(f"{field}content: longer than {limit} characters",
                            field=f"{field}content")
     now = time.time()
-    return Event(event_id=new_id(int(now * 1000)), tenant=tenant, user_id=body.user_id,
+    return Event(event_id=body.event_id or new_id(int(now * 1000)), tenant=tenant,
+                 user_id=body.user_id,
                  stream_id=body.stream_id, content=body.content,
                  timestamp=body.timestamp.timestamp() if body.timestamp else now,
                  content_type=body.content_type, metadata=body.metadata)
 
 
+def _resent(node: Node, events: list[Event], fields: list[str]) -> None:
+    """A client-chosen id already stored is a resend: fine when it is the same event (nothing
+    new is written), a 409 when the id holds another one."""
+    for event, field in zip(events, fields, strict=True):
+        stored = node.store.get(keys.event(event.tenant, event.event_id))
+        if stored is not None and any(stored[k] != getattr(event, k) for k in SAME_EVENT):
+            raise Conflict(f"{field}event_id: {event.event_id} is already stored with "
+                           f"another user, stream, content or metadata", field=f"{field}event_id")
+
+
+SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
+
+
 async def ingest_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     event = _event(request, tenant, await read_body(request, EventIn), "")
+    _resent(node_of(request), [event], [""])
     index = await run_in_threadpool(node_of(request).ingest, [event])
     return JSONResponse({"event_id": event.event_id, "log_index": index}, status_code=201)
 
@@ -73,7 +89,11 @@ async def ingest_batch(request: Request) -> JSONResponse:
     if len(body.events) > limit:
         raise InvalidInput(f"events: {len(body.events)} events, over the batch limit of {limit}",
                            field="events", limit=limit)
-    events = [_event(request, tenant, e, f"events.{i}.") for i, e in enumerate(body.events)]
+    fields = [f"events.{i}." for i in range(len(body.events))]
+    events = [_event(request, tenant, e, f) for e, f in zip(body.events, fields, strict=True)]
+    if len({e.event_id for e in events}) < len(events):
+        raise InvalidInput("events: the same event_id twice in one batch", field="events")
+    _resent(node_of(request), events, fields)
     index = await run_in_threadpool(node_of(request).ingest, events)
     return JSONResponse({"event_ids": [e.event_id for e in events], "log_index": index},
                         status_code=201)

@@ -24,7 +24,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+EventId = Annotated[StrictStr, Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description=(
+    "optional, a ULID the client made: a resend with the same id stores nothing new"))]
+
+
 class EventIn(Strict):
+    event_id: EventId | None = None
     user_id: Id
     stream_id: Id
     content: Annotated[StrictStr, Field(min_length=1)]

@@ -6,12 +6,16 @@
     client.retrieve(user_id="user_123", stream_id="session_1", query="outdoor activities", top_k=5)
 
 Several node URLs may be given (a list, or one comma-separated string): a request that cannot
-reach a node, or that a node answers 503, is retried on the next one.
+reach a node, or that a node answers 503, is retried on the next one. Every event gets its id
+(a ULID) here, before the first attempt, so a batch resent after a lost response is stored once.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -53,16 +57,16 @@ class MemoroseClient:
 
     def ingest(self, user_id: str, stream_id: str, content: str, *,
                metadata: dict[str, Any] | None = None, timestamp: float | datetime | None = None,
-               content_type: str = "text") -> dict[str, Any]:
+               content_type: str = "text", event_id: str | None = None) -> dict[str, Any]:
         """Store one event; returns ``{event_id, log_index}`` once it is committed."""
         return self._request("POST", "/api/v1/events", _event(
-            user_id, stream_id, content, metadata, timestamp, content_type))
+            user_id, stream_id, content, metadata, timestamp, content_type, event_id))
 
     def ingest_batch(self, events: list[dict[str, Any]]) -> list[str]:
         """Store events (dicts with the fields of ``ingest``) all or nothing; ids in order."""
         body = {"events": [_event(e["user_id"], e["stream_id"], e["content"], e.get("metadata"),
-                                  e.get("timestamp"), e.get("content_type", "text"))
-                           for e in events]}
+                                  e.get("timestamp"), e.get("content_type", "text"),
+                                  e.get("event_id")) for e in events]}
         return self._request("POST", "/api/v1/events/batch", body)["event_ids"]
 
     def get_event(self, event_id: str, consistent: bool = False) -> dict[str, Any]:
@@ -138,9 +142,25 @@ class MemoroseClient:
         raise MemoroseConnectionError(f"no Memorose node reachable at {self.urls}: {last}")
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_last_id = 0
+_id_lock = threading.Lock()
+
+
+def new_event_id() -> str:
+    """A ULID (48 bits of milliseconds, 80 random bits), increasing within this process."""
+    global _last_id
+    with _id_lock:
+        value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+        _last_id = value = max(value, _last_id + 1)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
 def _event(user_id: str, stream_id: str, content: str, metadata: dict[str, Any] | None,
-           timestamp: float | datetime | None, content_type: str) -> dict[str, Any]:
-    event: dict[str, Any] = {"user_id": user_id, "stream_id": stream_id, "content": content,
+           timestamp: float | datetime | None, content_type: str,
+           event_id: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"event_id": event_id or new_event_id(), "user_id": user_id,
+                             "stream_id": stream_id, "content": content,
                              "content_type": content_type}
     if metadata is not None:
         event["metadata"] = metadata

@@ -38,6 +38,11 @@ class NotFound(MemoroseError):
     code = "not_found"
 
 
+class Conflict(MemoroseError):
+    status = 409
+    code = "conflict"
+
+
 class Unavailable(MemoroseError):
     """The cluster cannot commit right now (no leader, no quorum, shutting down)."""
 

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from api import create_app
 from memorose_dagster.node import Node
+from memorose_dagster.records import new_id
 
 GOOD = {"user_id": "u1", "stream_id": "s1", "content": "hello there"}
 
@@ -125,3 +126,30 @@ def test_unknown_route_and_method(client):
     response = client.get("/api/v1/events")
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_resent_batch_with_client_ids_is_stored_once(client, node):
+    events = [{**GOOD, "event_id": new_id(), "content": f"fact {i}"} for i in range(3)]
+    first = client.post("/api/v1/events/batch", json={"events": events})
+    assert first.status_code == 201
+    ids = [e["event_id"] for e in events]
+    assert first.json()["event_ids"] == ids
+    again = client.post("/api/v1/events/batch", json={"events": events})
+    assert again.status_code == 201 and again.json()["event_ids"] == ids
+    assert sorted(node.store.user_event_ids("default", "u1")) == sorted(ids)
+    assert node.get_event("default", ids[0])["log_index"] == first.json()["log_index"]
+
+
+def test_client_ids_that_clash_or_are_malformed_are_refused(client, node):
+    stored = {**GOOD, "event_id": new_id()}
+    assert client.post("/api/v1/events", json=stored).status_code == 201
+    before = applied(node)
+    clash = client.post("/api/v1/events/batch", json={"events": [
+        {**GOOD, "event_id": new_id()}, {**stored, "content": "something else"}]})
+    assert clash.status_code == 409
+    assert clash.json()["error"]["field"] == "events.1.event_id"
+    twice = client.post("/api/v1/events/batch", json={"events": [stored, stored]})
+    assert twice.status_code == 400 and twice.json()["error"]["field"] == "events"
+    bad = client.post("/api/v1/events", json={**GOOD, "event_id": "not-a-ulid"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "event_id"
+    assert applied(node) == before

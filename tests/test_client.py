@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from conftest import free_port
 
@@ -43,3 +44,25 @@ def test_client_fails_over_to_a_reachable_node(live_node):
     assert client.health()["status"] == "ok"
     with pytest.raises(MemoroseConnectionError):
         MemoroseClient(dead).health()
+
+
+def test_a_batch_resent_after_a_lost_response_is_stored_once(live_node, monkeypatch):
+    client = MemoroseClient([live_node.url, live_node.url])
+    real, calls = client._http.request, []
+
+    def lose_first_response(method, url, **kwargs):
+        response = real(method, url, **kwargs)  # the node stores the batch...
+        calls.append(response.status_code)
+        if len(calls) == 1:  # ...and the answer never arrives
+            raise httpx.ReadTimeout("response lost", request=response.request)
+        return response
+
+    monkeypatch.setattr(client._http, "request", lose_first_response)
+    ids = client.ingest_batch([{"user_id": "resend", "stream_id": "s", "content": f"fact {i}"}
+                               for i in range(4)])
+    assert calls == [201, 201] and len(set(ids)) == 4
+    monkeypatch.undo()
+    for event_id in ids:
+        assert client.get_event(event_id)["content"].startswith("fact")
+    found = client.retrieve(user_id="resend", query="fact", top_k=20, layers=["L0"])
+    assert sorted(r["id"] for r in found) == sorted(ids)

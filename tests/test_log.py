@@ -154,3 +154,15 @@ def test_per_user_listings_follow_writes_and_tombstones(tmp_path):
     assert [m["id"] for m in store.derived_for_user("l1", "t", "ann")] == ["m3"]
     assert store.derived_for_user("access", "t", "ann") == []
     assert [m["id"] for m in store.derived_for_user("l1", "t", "bob")] == ["m2"]
+
+
+def test_an_event_is_written_once_and_a_forgotten_one_stays_gone(tmp_path):
+    store = Store(tmp_path / "db")
+    ev = event(1)
+    store.apply([ev], 1)
+    assert store.apply([{**ev, "content": "rewritten"}], 2) == []  # a resend changes nothing
+    assert store.get(keys.event("t", ev["event_id"])) == {**ev, "log_index": 1}
+    store.apply([Tombstone(tenant="t", target_kind="event", target_id=ev["event_id"],
+                           reason="forgotten").to_dict()], 3)
+    assert store.apply([ev], 4) == [] and store.get(keys.event("t", ev["event_id"])) is None
+    assert list(store.user_event_ids("t", "u")) == []

@@ -65,7 +65,7 @@ class Store:
                     written.append(done[0])
                     applied.append(done[1])
                 continue
-            if self._finally_forgotten(record):
+            if self._finally_forgotten(record) or self._stored_before(record):
                 continue
             if record["kind"] == "tombstone":
                 self._apply_tombstone(batch, record)
@@ -95,6 +95,15 @@ class Store:
         batch.delete(keys.target_key(tenant, kind, target_id))
         batch.delete(keys.vector(tenant, target_id))
         batch.delete(keys.derived("access", tenant, target_id))
+
+    def _stored_before(self, record: dict[str, Any]) -> bool:
+        """An event is written once: a resend of a client-chosen id (or a retried command)
+        changes nothing, and an event forgotten since does not come back."""
+        if record["kind"] != "event":
+            return False
+        tenant, event_id = record["tenant"], record["event_id"]
+        return self._db.get(keys.event(tenant, event_id)) is not None \
+            or self._db.get(keys.tombstone(tenant, "event", event_id)) is not None
 
     def _finally_forgotten(self, record: dict[str, Any]) -> bool:
         """An L1/L2 (or its vector) whose id was forgotten or decayed stays gone: a pipeline
