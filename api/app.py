@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from api import cluster_routes, graph_routes, handlers, memory_routes, openapi, routes
 from memorose_dagster.errors import MemoroseError
+from memorose_dagster.log.store import StoreClosed
 from memorose_dagster.node import Node
 from memorose_dagster.settings import Settings
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             MemoroseError: handlers.memorose_error,
             ValidationError: handlers.validation_error,
             HTTPException: handlers.http_error,
+            StoreClosed: handlers.store_closed,
             Exception: handlers.unexpected_error,
         },
     )

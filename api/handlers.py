@@ -40,6 +40,11 @@ def http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail)
 
 
+def store_closed(_request: Request, _exc: Exception) -> JSONResponse:
+    return error_response(503, "unavailable", "this node's store is being replaced by a snapshot "
+                          "from the leader (or the node is stopping): retry, or ask another node")
+
+
 def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal", f"internal error: {type(exc).__name__}")

@@ -39,8 +39,9 @@ def derive(model: ModelResource, events: list[dict[str, Any]],
           check_specs=[dg.AssetCheckSpec(keys.L1_HAS_PROVENANCE, asset=keys.L1_MEMORIES)])
 def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
                 model: ModelResource) -> dg.MaterializeResult:
-    """Consolidated memories (L1): noise dropped, one memory per informative event with its
-    neighbouring turns as context, relative dates resolved, duplicates merged, older values of
+    """Consolidated memories (L1): noise dropped, atomic memories (one per statement of an
+    informative event) with the turn's other statements and its neighbouring turns as context,
+    relative dates resolved, duplicates merged, older values of
     the same fact superseded, keywords, entities, importance and the ids of the events it came
     from. Ids derive from the source events, so a rerun overwrites in place; memories an earlier
     logic derived only from these events that this one does not produce are retired."""

@@ -166,3 +166,29 @@ def test_an_event_is_written_once_and_a_forgotten_one_stays_gone(tmp_path):
                            reason="forgotten").to_dict()], 3)
     assert store.apply([ev], 4) == [] and store.get(keys.event("t", ev["event_id"])) is None
     assert list(store.user_event_ids("t", "u")) == []
+
+
+def test_a_read_during_a_snapshot_install_is_a_503(node, monkeypatch, tmp_path):
+    from starlette.testclient import TestClient
+
+    from api import create_app
+    from memorose_dagster.log import store as store_module
+
+    event_id = new_id()
+    with TestClient(create_app(node=node)) as client:
+        assert client.post("/api/v1/events", json={"event_id": event_id, "user_id": "u",
+                                                   "stream_id": "s", "content": "hi there"}
+                           ).status_code == 201
+        node.store.checkpoint(tmp_path / "snapshot")
+        seen = []
+        copy = store_module.shutil.copytree
+
+        def copy_while_reading(source, target):
+            seen.append(client.get(f"/api/v1/events/{event_id}"))  # the store is closed now
+            return copy(source, target)
+
+        monkeypatch.setattr(store_module.shutil, "copytree", copy_while_reading)
+        node.store.replace_with(tmp_path / "snapshot")
+        (during,) = seen
+        assert during.status_code == 503 and during.json()["error"]["code"] == "unavailable"
+        assert client.get(f"/api/v1/events/{event_id}").json()["content"] == "hi there"

@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Checkpoint, Options, Rdict, WriteBatch
+from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 
 from memorose_dagster.access import apply_access
 from memorose_dagster.log import keys
 from memorose_dagster.records import FINAL_REASONS, pack, unpack
 
 DERIVED_KINDS = ("l1", "l2", "entity", "relation")
+StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
 
 
 def _options() -> Options:
