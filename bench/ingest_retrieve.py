@@ -478,9 +478,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def header() -> str:
+def header(title: str = "ingest/retrieve") -> str:
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-    return (f"memorose ingest/retrieve bench | {now} | cpus={os.cpu_count()} | "
+    return (f"memorose {title} bench | {now} | cpus={os.cpu_count()} | "
             f"load avg {load_average()} | {platform.platform()} | "
             f"Python {platform.python_version()}")
 

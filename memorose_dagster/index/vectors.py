@@ -90,7 +90,10 @@ class VectorIndex:
             self._has_ann = True
 
     def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
-               stream_id: str | None = None, layers: list[str] | None = None) -> list[VectorHit]:
+               stream_id: str | None = None, layers: list[str] | None = None,
+               exact: bool = False) -> list[VectorHit]:
+        """The ``limit`` nearest rows of one user (cosine), through the ANN index when there is
+        one; ``exact``: a flat scan instead (what the ANN index is measured against)."""
         where = f"tenant = {_quote(tenant)} AND user_id = {_quote(user_id)}"
         if stream_id is not None:
             where += f" AND stream_id = {_quote(stream_id)}"
@@ -99,5 +102,7 @@ class VectorIndex:
         query = (self._table.search(np.asarray(vector, dtype=np.float32))
                  .distance_type("cosine").where(where, prefilter=True)
                  .select(["id", "layer", "_distance"]).limit(limit))
+        if exact:
+            query = query.bypass_vector_index()
         return [VectorHit(row["id"], row["layer"], 1.0 - float(row["_distance"]))
                 for row in query.to_list()]
