@@ -34,9 +34,10 @@ def memory_decay(config: DecayConfig, cluster: ClusterResource,
                  model: ModelResource) -> dg.MaterializeResult:
     """Temporal decay of L1 memories: importance halving every `half_life_days` since a memory
     was created or last retrieved (retrievals also boost it), measured on the user's clock: up to
-    the user's latest memory or retrieval, so time away from Memorose does not age anything. Memories below `floor` get a
-    `decayed` tombstone, with the insights, entities and relations resting on them recomputed
-    or retired in the same command per user. Pinned and high-importance memories are kept."""
+    the user's latest memory or retrieval, so time away from Memorose does not age anything.
+    Memories below `floor` get a `decayed` tombstone, with the insights, entities and relations
+    resting on them recomputed or retired in the same command per user. Pinned and
+    high-importance memories are kept."""
     started = time.perf_counter()
     now = time.time()
     examined, pruned, removed, protected_pruned = 0, 0, 0, []
@@ -44,8 +45,8 @@ def memory_decay(config: DecayConfig, cluster: ClusterResource,
         memories = cluster.records("l1", tenant, user)
         examined += len(memories)
         access = {a["record_id"]: a for a in cluster.records("access", tenant, user)}
-        doomed = select_prunable(memories, user_clock(memories, access, now), config.floor, config.half_life_days,
-                                 config.protect_importance, access)
+        doomed = select_prunable(memories, user_clock(memories, access, now), config.floor,
+                                 config.half_life_days, config.protect_importance, access)
         if not doomed:
             continue
         related = {kind: cluster.records(kind, tenant, user)
