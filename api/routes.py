@@ -187,6 +187,17 @@ async def list_users(request: Request) -> JSONResponse:
     return JSONResponse({"users": [{"tenant": t, "user_id": u} for t, u in users]})
 
 
+async def derivations(request: Request) -> JSONResponse:
+    """Pipeline: per derivation (the logic that made them), how many memories of ``kind`` (l1,
+    l2) each ingest day holds: what a change of logic leaves to re-derive."""
+    require_admin(request)
+    kind = request.query_params.get("kind", "l1")
+    if kind not in ("l1", "l2"):
+        raise InvalidInput("kind must be l1 or l2", field="kind")
+    counts = await run_in_threadpool(node_of(request).store.derivations, kind)
+    return JSONResponse({"kind": kind, "derivations": counts})
+
+
 def int_param(params: Any, name: str, default: int) -> int:
     try:
         return int(params.get(name, default))

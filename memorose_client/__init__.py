@@ -115,6 +115,10 @@ class MemoroseClient:
         body = self._request("GET", "/api/v1/admin/users")
         return [(u["tenant"], u["user_id"]) for u in body["users"]]
 
+    def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
+        """Per derivation, how many memories of ``kind`` each ingest day holds."""
+        return self._request("GET", f"/api/v1/admin/derivations?kind={kind}")["derivations"]
+
     def commit(self, records: list[dict[str, Any]]) -> int:
         """Commit derived records as one log command; returns its log index."""
         body = {"records": [{k: base64.b64encode(v).decode() if isinstance(v, bytes) else v

@@ -15,6 +15,7 @@ from sensors import (
     memory_decay_schedule,
     memory_job,
     nightly_insights_schedule,
+    rederive_sensor,
 )
 
 
@@ -26,7 +27,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         jobs=[memory_job, insights_refresh_job, memory_decay_job],
-        sensors=[log_sensor],
+        sensors=[log_sensor, rederive_sensor],
         schedules=[nightly_insights_schedule, memory_decay_schedule],
         resources={"cluster": cluster, "model": model},
     )

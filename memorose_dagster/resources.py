@@ -11,6 +11,7 @@ from pydantic import PrivateAttr
 from memorose_client import MemoroseClient
 from memorose_dagster.index.embedding import Embedder
 from memorose_dagster.llm.provider import make_embedder, make_extractor, provider
+from memorose_dagster.memory.consolidate import DERIVATION as LOCAL_DERIVATION
 
 COMMIT_CHUNK = 500  # records per log command: one Raft entry stays well under a few MB
 
@@ -65,6 +66,9 @@ class ClusterResource(dg.ConfigurableResource):
     def records(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
         return self.client.list_records(kind, user_id, tenant)
 
+    def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
+        return self.client.derivations(kind)
+
     def commit(self, records: list[dict[str, Any]]) -> list[int]:
         return [self.client.commit(records[i:i + COMMIT_CHUNK])
                 for i in range(0, len(records), COMMIT_CHUNK)]
@@ -92,6 +96,12 @@ class ModelResource(dg.ConfigurableResource):
         if self._extractor is None and provider(self._env()) == "gemini":
             self._extractor = make_extractor(self._env())
         return self._extractor
+
+    def derivation(self) -> str:
+        """The name of the logic that makes L1 memories now: a memory named otherwise was made
+        by an older consolidator (or another provider) and is re-derived."""
+        extractor = self.extractor()
+        return LOCAL_DERIVATION if extractor is None else f"gemini:{extractor.model}"
 
     def usage_metadata(self) -> dict[str, Any]:
         """Token and cost counts of this run's model calls (empty on the local path)."""

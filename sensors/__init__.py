@@ -1,4 +1,5 @@
-"""Everything that decides when the pipeline runs: the log sensor, jobs and the nightly schedule.
+"""Everything that decides when the pipeline runs: the log sensor, the re-derivation sensor, jobs
+and the nightly schedules.
 
 Batching: the sensor keeps the last log index it handed to a run as its cursor. Each tick asks
 the cluster whether any event was committed after it; if so it requests one run over
@@ -7,6 +8,11 @@ ranges of consecutive runs neither overlap nor leave gaps, and the run key (the 
 tick replayed after a daemon restart from requesting the same range twice. Derived records the
 pipeline commits itself (vectors, L1, graph) move the applied index but are not events, so they
 do not trigger runs.
+
+Re-derivation: every memory names the logic that made it (``derivation``). When the
+consolidator changes (or the model provider does), ``rederive_sensor`` finds the ingest days that
+hold memories of another logic and requests a backfill run of each such day, once per logic: the
+run key is (logic, day).
 """
 
 
@@ -15,8 +21,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from memorose_dagster import keys
-from memorose_dagster.partitions import range_run_config
-from memorose_dagster.resources import ClusterResource
+from memorose_dagster.partitions import PARTITIONS, range_run_config
+from memorose_dagster.resources import ClusterResource, ModelResource
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),
@@ -57,3 +63,20 @@ def log_sensor(context: dg.SensorEvaluationContext,
                             tags={"memorose/log_after": str(cursor),
                                   "memorose/log_until": str(applied)})
     return dg.SensorResult(run_requests=[request], cursor=str(applied))
+
+
+@dg.sensor(job=memory_job, minimum_interval_seconds=300,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def rederive_sensor(context: dg.SensorEvaluationContext, cluster: ClusterResource,
+                    model: ModelResource) -> dg.SensorResult | dg.SkipReason:
+    """Requests a backfill run (a whole ingest day) for every day holding L1 memories that an
+    older logic derived, so a new consolidator reaches all memories without a manual backfill."""
+    current = model.derivation()
+    known = set(PARTITIONS.get_partition_keys())
+    stale = sorted({day for derivation, days in cluster.derivations("l1").items()
+                    if derivation != current for day in days if day in known})
+    if not stale:
+        return dg.SkipReason(f"every memory is derived by {current}")
+    return dg.SensorResult(run_requests=[
+        dg.RunRequest(run_key=f"rederive-{current}-{day}", partition_key=day,
+                      tags={"memorose/rederive": current}) for day in stale])

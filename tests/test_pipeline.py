@@ -15,7 +15,7 @@ from memorose_dagster.definitions import defs
 from memorose_dagster.partitions import range_run_config
 from memorose_dagster.records import Memory
 from memorose_dagster.resources import ClusterResource, ModelResource
-from sensors import log_sensor
+from sensors import log_sensor, rederive_sensor
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 MEMORY_ASSETS = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
@@ -125,6 +125,33 @@ def test_sensor_requests_exactly_the_new_ranges(served_node):
         (second,) = tick(first.cursor).run_requests
         after = second.run_config["ops"]["l0_events"]["config"]
         assert after["after"] == applied and after["until"] > applied
+
+
+def test_memories_of_an_older_logic_are_re_derived_once(served_node):
+    node, url = served_node.node, served_node.url
+    ingest(url)
+    materialize(url)
+    model = ModelResource(provider="local")
+    current = model.derivation()
+    with dg.instance_for_test() as instance:
+        def tick():
+            with dg.build_sensor_context(instance=instance, resources={
+                    "cluster": ClusterResource(urls=url), "model": model}) as context:
+                return rederive_sensor(context)
+
+        assert isinstance(tick(), dg.SkipReason)  # everything is the current logic's
+        old = next(iter(derived(node, "l1").values()))
+        node.submit([{**old, "derivation": "local-v0", "content": "an older logic's text"}])
+        assert httpx.get(url + "/api/v1/admin/derivations").json()["derivations"] == {
+            current: {TODAY: len(derived(node, "l1")) - 1}, "local-v0": {TODAY: 1}}
+        (request,) = tick().run_requests
+        assert request.partition_key == TODAY and request.run_key == f"rederive-{current}-{TODAY}"
+        job = defs.resolve_job_def("memory_job")
+        assert job.execute_in_process(instance=instance, partition_key=request.partition_key,
+                                      resources=resources(url)).success
+        again = derived(node, "l1")[old["id"]]
+        assert again["derivation"] == current and again["content"] == old["content"]
+        assert isinstance(tick(), dg.SkipReason)
 
 
 def test_ingest_sensor_run_retrieve_end_to_end(served_node):

@@ -47,6 +47,11 @@ def derived_prefix(kind: str, tenant: str) -> bytes:
     return _key("r", kind, tenant, "")
 
 
+def derived_kind_prefix(kind: str) -> bytes:
+    """Every derived record of one kind, all tenants."""
+    return _key("r", kind, "")
+
+
 def user_derived(kind: str, tenant: str, user_id: str, record_id: str) -> bytes:
     return _key("x", kind, tenant, user_id, record_id)
 

@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,18 @@ from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 
 from memorose_dagster.access import apply_access
 from memorose_dagster.log import keys
-from memorose_dagster.records import FINAL_REASONS, pack, unpack
+from memorose_dagster.records import FINAL_REASONS, id_time_ms, pack, unpack
 
 DERIVED_KINDS = ("l1", "l2", "entity", "relation")
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
+
+
+def ingest_day(event_id: str) -> str:
+    """The UTC day inside an event id (its pipeline partition), or "" for an id without one."""
+    try:
+        return datetime.fromtimestamp(id_time_ms(event_id) / 1000, UTC).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 def _options() -> Options:
@@ -178,6 +187,17 @@ class Store:
         found = (self.get(keys.derived(kind, tenant, key[len(prefix):].decode()))
                  for key, _ in self.iter_prefix(prefix))
         return [r for r in found if r is not None]
+
+    def derivations(self, kind: str) -> dict[str, dict[str, int]]:
+        """How many records of ``kind`` each derivation (the logic that made them) holds, per
+        ingest day of their first source event: what a change of logic leaves to re-derive."""
+        counts: dict[str, dict[str, int]] = {}
+        for record in self.records(keys.derived_kind_prefix(kind)):
+            sources = record.get("source_event_ids") or [""]
+            day = ingest_day(sources[0])
+            per_day = counts.setdefault(record.get("derivation", ""), {})
+            per_day[day] = per_day.get(day, 0) + 1
+        return counts
 
     def users(self) -> list[tuple[str, str]]:
         """Every (tenant, user_id) with events: one seek per user over the per-user listing."""
