@@ -94,3 +94,23 @@ def test_retrieve_expands_from_the_entities_a_query_names(derived_url, served_no
     assert boost > 1 and linked.keys() == plain.keys() and maria < linked.keys()
     for rid, score in linked.items():
         assert score == pytest.approx(plain[rid] * (boost if rid in maria else 1.0), rel=1e-4)
+
+
+def test_an_insight_answers_a_question_spread_over_sessions(served_node):
+    url = served_node.url
+    sessions = {
+        "s1": ["Mel: We went camping at the beach last weekend.", "Ana: Sounds lovely!",
+               "Ana: My cat Luna knocked over a vase this morning."],
+        "s2": ["Mel: The kids want to go camping in the mountains next.", "Ana: Fun!",
+               "Ana: I finally finished my thesis draft on glaciers."],
+        "s3": ["Mel: Our forest camping trip was rainy but great.", "Ana: Ha, classic.",
+               "Ana: I signed up for a pottery class downtown."],
+    }
+    camping = {sid: ingest(url, contents=turns, stream=sid)[0] for sid, turns in sessions.items()}
+    materialize(url)
+    found = httpx.post(url + "/api/v1/retrieve", json={
+        "user_id": "user_1", "query": "Where has Mel camped?", "top_k": 3}).json()["results"]
+    (insight,) = [r for r in found if r["layer"] == "L2"]
+    assert insight["content"].startswith("Mel on camping: ")
+    assert all(place in insight["content"] for place in ("beach", "mountains", "forest"))
+    assert set(camping.values()) <= {p["event_id"] for p in insight["provenance"]}
