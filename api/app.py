@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/admin/records", routes.list_records),
             Route("/api/v1/admin/users", routes.list_users),
             Route("/api/v1/admin/derivations", routes.derivations),
+            Route("/api/v1/admin/events", routes.events_between),
             *memory_routes.ROUTES,
             Route("/api/v1/users/{user_id}/graph", graph_routes.user_graph),
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),

@@ -187,6 +187,25 @@ async def list_users(request: Request) -> JSONResponse:
     return JSONResponse({"users": [{"tenant": t, "user_id": u} for t, u in users]})
 
 
+async def events_between(request: Request) -> JSONResponse:
+    """Pipeline: the events whose id was made in [from_ms, to_ms) (a backfill's day), by
+    (tenant, event id), in pages: ``after_tenant`` and ``after_id`` continue a page."""
+    require_admin(request)
+    params = request.query_params
+    start, end = int_param(params, "from_ms", -1), int_param(params, "to_ms", -1)
+    limit = int_param(params, "limit", 2000)
+    if not 0 <= start < end or not 1 <= limit <= 5000:
+        raise InvalidInput("need 0 <= from_ms < to_ms and limit within 1..5000", field="from_ms")
+    after_tenant, after_id = params.get("after_tenant"), params.get("after_id")
+    if (after_tenant is None) != (after_id is None):
+        raise InvalidInput("after_tenant and after_id go together", field="after_id")
+    after = (after_tenant, after_id) if after_tenant is not None else None
+    events, more = await run_in_threadpool(node_of(request).store.events_between, start, end,
+                                           limit, after)
+    return JSONResponse({"events": events, "next": (
+        {"after_tenant": more[0], "after_id": more[1]} if more else None)})
+
+
 async def derivations(request: Request) -> JSONResponse:
     """Pipeline: per derivation (the logic that made them), how many memories of ``kind`` (l1,
     l2) each ingest day holds: what a change of logic leaves to re-derive."""

@@ -18,11 +18,13 @@ def select_events(context: dg.AssetExecutionContext, config: LogRange,
                   cluster: ClusterResource) -> list[dict[str, Any]]:
     if config.until > 0:
         return list(cluster.read(config.after, config.until, ["event"]))
-    events = list(cluster.read(config.after, None, ["event"]))
     if not context.has_partition_key:
-        return events
+        return list(cluster.read(config.after, None, ["event"]))
     window = context.partition_time_window
-    start, end = window.start.timestamp() * 1000, window.end.timestamp() * 1000
+    start, end = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+    if config.after == 0:  # a backfill of one day: a range scan of its ids, not the log
+        return list(cluster.events_between(start, end))
+    events = cluster.read(config.after, None, ["event"])
     return [e for e in events if start <= id_time_ms(e["event_id"]) < end]
 
 

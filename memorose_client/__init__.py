@@ -115,6 +115,14 @@ class MemoroseClient:
         body = self._request("GET", "/api/v1/admin/users")
         return [(u["tenant"], u["user_id"]) for u in body["users"]]
 
+    def events_between(self, start_ms: int, end_ms: int, limit: int = 2000,
+                       after: dict[str, str] | None = None) -> dict[str, Any]:
+        """One page of the events whose id was made in [start_ms, end_ms): ``events`` and
+        ``next`` (pass it back as ``after``; None at the end)."""
+        query = httpx.QueryParams({"from_ms": start_ms, "to_ms": end_ms, "limit": limit,
+                                   **(after or {})})
+        return self._request("GET", f"/api/v1/admin/events?{query}")
+
     def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
         """Per derivation, how many memories of ``kind`` each ingest day holds."""
         return self._request("GET", f"/api/v1/admin/derivations?kind={kind}")["derivations"]

@@ -223,6 +223,12 @@ def stable_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{digest}"
 
 
+def id_floor(now_ms: int) -> str:
+    """The smallest id made at ``now_ms``: ids of one time range sort between two floors."""
+    value = now_ms << 80
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
 def id_time_ms(ulid: str) -> int:
     """The millisecond timestamp inside an id made by ``new_id``."""
     value = 0

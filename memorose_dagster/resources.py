@@ -55,6 +55,16 @@ class ClusterResource(dg.ConfigurableResource):
                 return
             cursor = body["next_cursor"]
 
+    def events_between(self, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
+        """Every event whose id was made in [start_ms, end_ms), page by page."""
+        after = None
+        while True:
+            body = self.client.events_between(start_ms, end_ms, after=after)
+            yield from body["events"]
+            if body["next"] is None:
+                return
+            after = body["next"]
+
     def has_new(self, after: int, kinds: list[str]) -> tuple[bool, int]:
         """Whether any record of ``kinds`` was committed after ``after``; and the applied index."""
         body = self.client.read_log(after, limit=1, kinds=kinds)

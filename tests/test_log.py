@@ -7,7 +7,7 @@ from conftest import make_settings, wait_until
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
 from memorose_dagster.node import Node
-from memorose_dagster.records import Event, Tombstone, Vector, new_id
+from memorose_dagster.records import Event, Tombstone, Vector, id_floor, new_id
 
 
 def event(i: int, user: str = "u") -> dict:
@@ -192,3 +192,34 @@ def test_a_read_during_a_snapshot_install_is_a_503(node, monkeypatch, tmp_path):
         (during,) = seen
         assert during.status_code == 503 and during.json()["error"]["code"] == "unavailable"
         assert client.get(f"/api/v1/events/{event_id}").json()["content"] == "hi there"
+
+
+def test_events_of_a_time_range_are_a_range_scan_in_pages(tmp_path):
+    store = Store(tmp_path / "db")
+    day, hour = 1_700_006_400_000, 3_600_000  # 2023-11-15 00:00 UTC, in ms
+    made = {(tenant, offset): Event(event_id=id_floor(day + offset)[:-1] + tenant[-1].upper(),
+                                    tenant=tenant, user_id="u", stream_id="s", content="x",
+                                    timestamp=1.0).to_dict()
+            for offset in (-hour, 0, 5 * hour, 24 * hour - 1, 24 * hour) for tenant in ("a", "b")}
+    store.apply(list(made.values()), 1)
+    made = {key: event["event_id"] for key, event in made.items()}
+    inside = [made[(t, o)] for t in ("a", "b") for o in (0, 5 * hour, 24 * hour - 1)]
+    page, after = store.events_between(day, day + 24 * hour, limit=4)
+    assert [e["event_id"] for e in page] == inside[:4] and after == ("b", inside[3])
+    rest, end = store.events_between(day, day + 24 * hour, limit=4, after=after)
+    assert [e["event_id"] for e in rest] == inside[4:] and end is None
+
+
+def test_admin_events_refuses_a_bad_range(node):
+    from starlette.testclient import TestClient
+
+    from api import create_app
+
+    with TestClient(create_app(node=node)) as client:
+        for params in ({"from_ms": 5, "to_ms": 5}, {"from_ms": "x", "to_ms": 9},
+                       {"from_ms": 1, "to_ms": 9, "after_id": "01"}):
+            response = client.get("/api/v1/admin/events", params=params)
+            assert response.status_code == 400, params
+            assert response.json()["error"]["field"] in ("from_ms", "after_id")
+        assert client.get("/api/v1/admin/events", params={"from_ms": 0, "to_ms": 9}
+                          ).json() == {"events": [], "next": None}

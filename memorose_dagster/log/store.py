@@ -21,7 +21,7 @@ from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 
 from memorose_dagster.access import apply_access
 from memorose_dagster.log import keys
-from memorose_dagster.records import FINAL_REASONS, id_time_ms, pack, unpack
+from memorose_dagster.records import FINAL_REASONS, id_floor, id_time_ms, pack, unpack
 
 DERIVED_KINDS = ("l1", "l2", "entity", "relation")
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
@@ -187,6 +187,30 @@ class Store:
         found = (self.get(keys.derived(kind, tenant, key[len(prefix):].decode()))
                  for key, _ in self.iter_prefix(prefix))
         return [r for r in found if r is not None]
+
+    def events_between(self, start_ms: int, end_ms: int, limit: int,
+                       after: tuple[str, str] | None = None,
+                       ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """Events whose id was made in [start_ms, end_ms), by (tenant, event id): a range scan
+        per tenant, not a read of the log. Pages of ``limit``; returns the page and the
+        (tenant, event id) to continue after, or None at the end."""
+        low, high = id_floor(start_ms), id_floor(end_ms)
+        tenants = sorted({tenant for tenant, _ in self.users()})
+        out: list[dict[str, Any]] = []
+        for tenant in tenants:
+            if after is not None and tenant < after[0]:
+                continue
+            start = keys.event(tenant, low)
+            if after is not None and tenant == after[0]:
+                start = keys.event(tenant, after[1]) + b"\x00"  # just past it
+            stop = keys.event(tenant, high)
+            for key, value in self._db.items(from_key=start):
+                if key >= stop:
+                    break
+                out.append(unpack(value))
+                if len(out) == limit:
+                    return out, (tenant, out[-1]["event_id"])
+        return out, None
 
     def derivations(self, kind: str) -> dict[str, dict[str, int]]:
         """How many records of ``kind`` each derivation (the logic that made them) holds, per
