@@ -204,6 +204,7 @@ class Node:
     def close(self) -> None:
         self.access.stop()
         self.cluster.stop()
+        self.log.wait_snapshot_written()
         self.log.destroy_synchronous()
         self.indexer.stop()
         self.indexer.fulltext.close()

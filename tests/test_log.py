@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tarfile
+import threading
+
 from conftest import make_settings, wait_until
 
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
 from memorose_dagster.node import Node
-from memorose_dagster.records import Event, Tombstone, Vector, id_floor, new_id
+from memorose_dagster.records import Event, Tombstone, Vector, id_floor, new_id, unpack
 
 
 def event(i: int, user: str = "u") -> dict:
@@ -223,3 +226,50 @@ def test_admin_events_refuses_a_bad_range(node):
             assert response.json()["error"]["field"] in ("from_ms", "after_id")
         assert client.get("/api/v1/admin/events", params={"from_ms": 0, "to_ms": 9}
                           ).json() == {"events": [], "next": None}
+
+
+def test_a_snapshot_is_written_while_commits_go_on(tmp_path, embedder, monkeypatch):
+    from memorose_dagster.log import replicated
+
+    def dump_index(path):
+        with tarfile.open(path) as tar:
+            return unpack(tar.extractfile("raft.msgpack").read())["last"][1]
+
+    def ingest(n):
+        for i in range(n):
+            node.ingest([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
+                               content=f"fact {i}", timestamp=float(i))])
+
+    settings = make_settings(tmp_path / "n")
+    node = Node(settings, embedder=embedder)
+    node.wait_ready()
+    dump = settings.home / "raft" / "snapshot.tar"
+    try:
+        ingest(5)
+        node.log.forceLogCompaction()  # the first snapshot is written in the tick itself
+        wait_until(dump.exists, what="first snapshot")
+        first = dump_index(dump)
+        release, writing = threading.Event(), threading.Event()
+        write = replicated._write_snapshot
+
+        def slow_write(path, meta, checkpoint):
+            writing.set()
+            assert release.wait(30)
+            write(path, meta, checkpoint)
+
+        monkeypatch.setattr(replicated, "_write_snapshot", slow_write)
+        ingest(5)
+        taken_at = node.store.applied_index
+        node.log.forceLogCompaction()
+        wait_until(writing.is_set, what="snapshot writer started")
+        ingest(20)  # commits go on while the snapshot is being written
+        assert node.store.applied_index >= taken_at + 20
+        assert dump_index(dump) == first  # the dump is still the last complete one
+        log_len = node.log.getStatus()["log_len"]
+        release.set()
+        wait_until(lambda: dump_index(dump) == taken_at, what="new snapshot in place")
+        wait_until(lambda: node.log.getStatus()["log_len"] < log_len, what="log compacted")
+        assert not list(dump.parent.glob("*.writing")) and not list(dump.parent.glob(".snap*"))
+    finally:
+        release.set()
+        node.close()
