@@ -165,7 +165,8 @@ async def read_log(request: Request) -> JSONResponse:
 
 
 async def list_records(request: Request) -> JSONResponse:
-    """Pipeline: every record of one kind for one user (events in the order they were made)."""
+    """Pipeline: every record of one kind for one user (events in the order they were made,
+    of the streams named by ``stream_id``, repeatable, if any)."""
     require_admin(request)
     params = request.query_params
     kind, user_id = params.get("kind", ""), params.get("user_id", "")
@@ -175,8 +176,11 @@ async def list_records(request: Request) -> JSONResponse:
     if not user_id:
         raise InvalidInput("user_id is required", field="user_id")
     tenant = params.get("tenant", DEFAULT_TENANT)
+    streams = set(params.getlist("stream_id")) or None
+    if streams is not None and kind != "event":
+        raise InvalidInput("stream_id filters events only", field="stream_id")
     records = await run_in_threadpool(node_of(request).store.derived_for_user, kind, tenant,
-                                      user_id)
+                                      user_id, streams)
     return JSONResponse({"records": records})
 
 

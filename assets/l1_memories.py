@@ -50,8 +50,10 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     event_ids = {e["event_id"] for e in events}
     memories, retired = [], []
     for tenant, user in users_of(events):
-        streams = by_stream(cluster.records("event", tenant, user))
         mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
+        # Context and replies come from the same stream: read only the streams touched.
+        streams = by_stream(cluster.records("event", tenant, user,
+                                            {e["stream_id"] for e in mine}))
         existing = cluster.records("l1", tenant, user)
         fresh = [m.to_dict() for m in derive(model, mine, streams, existing)]
         kept = {m["id"] for m in fresh} | {m["id"] for m in existing

@@ -106,8 +106,11 @@ class MemoroseClient:
             params += f"&until={until}"
         return self._request("GET", "/api/v1/admin/log" + params)
 
-    def list_records(self, kind: str, user_id: str, tenant: str = "default") -> list[dict]:
-        query = httpx.QueryParams(kind=kind, user_id=user_id, tenant=tenant)
+    def list_records(self, kind: str, user_id: str, tenant: str = "default",
+                     streams: set[str] | None = None) -> list[dict]:
+        """Every record of ``kind`` for one user; events of ``streams`` only, if given."""
+        query = httpx.QueryParams([("kind", kind), ("user_id", user_id), ("tenant", tenant),
+                                   *(("stream_id", s) for s in sorted(streams or ()))])
         return self._request("GET", f"/api/v1/admin/records?{query}")["records"]
 
     def users(self) -> list[tuple[str, str]]:

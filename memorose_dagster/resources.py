@@ -73,8 +73,9 @@ class ClusterResource(dg.ConfigurableResource):
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
 
-    def records(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
-        return self.client.list_records(kind, user_id, tenant)
+    def records(self, kind: str, tenant: str, user_id: str,
+                streams: set[str] | None = None) -> list[dict[str, Any]]:
+        return self.client.list_records(kind, user_id, tenant, streams)
 
     def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
         return self.client.derivations(kind)

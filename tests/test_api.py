@@ -99,3 +99,20 @@ def test_admin_log_and_commit_round_trip(client):
     assert results[0]["provenance"][0]["event_id"] == acked["event_id"]
     after = client.get("/api/v1/admin/log", params={"after": log["next_cursor"]}).json()
     assert any(r["kind"] == "l1" for e in after["entries"] for r in e["records"])
+
+
+def test_admin_records_of_some_streams_only(client):
+    ids = {stream: ingest(client, stream=stream, content=f"fact in {stream}")["event_id"]
+           for stream in ("a", "b", "c")}
+
+    def listed(**params):
+        response = client.get("/api/v1/admin/records",
+                              params={"kind": "event", "user_id": "user_123", **params})
+        return response.status_code, [r["event_id"] for r in response.json().get("records", [])]
+
+    assert listed() == (200, [ids["a"], ids["b"], ids["c"]])
+    assert listed(stream_id=["a", "c"]) == (200, [ids["a"], ids["c"]])
+    assert listed(stream_id="nope") == (200, [])
+    refused = client.get("/api/v1/admin/records",
+                         params={"kind": "l1", "user_id": "user_123", "stream_id": "a"})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "stream_id"

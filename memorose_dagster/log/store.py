@@ -176,13 +176,15 @@ class Store:
                 out.append((index, records))
         return out, scanned_to
 
-    def derived_for_user(self, kind: str, tenant: str, user_id: str) -> list[dict[str, Any]]:
+    def derived_for_user(self, kind: str, tenant: str, user_id: str,
+                         streams: set[str] | None = None) -> list[dict[str, Any]]:
         """Every record of ``kind`` for one user, through the per-user listings: events in the
-        order they were made, derived records by id."""
+        order they were made (of ``streams`` only, if given), derived records by id."""
         if kind == "event":
             found = (self.get(keys.event(tenant, eid)) for eid in self.user_event_ids(tenant,
                                                                                     user_id))
-            return [e for e in found if e is not None]
+            return [e for e in found if e is not None
+                    and (streams is None or e["stream_id"] in streams)]
         prefix = keys.user_derived_prefix(kind, tenant, user_id)
         found = (self.get(keys.derived(kind, tenant, key[len(prefix):].decode()))
                  for key, _ in self.iter_prefix(prefix))
