@@ -158,6 +158,8 @@ class Node:
                 result["superseded_by"] = record["superseded_by"]
             if record.get("time_label"):
                 result["time"] = record["time_label"]
+            if layer == "L2":
+                result["member_ids"] = record["member_ids"]  # the L1 memories it quotes
         return result
 
     # -- cluster -------------------------------------------------------------------------------

@@ -114,3 +114,5 @@ def test_an_insight_answers_a_question_spread_over_sessions(served_node):
     assert insight["content"].startswith("Mel on camping: ")
     assert all(place in insight["content"] for place in ("beach", "mountains", "forest"))
     assert set(camping.values()) <= {p["event_id"] for p in insight["provenance"]}
+    members = [httpx.get(f"{url}/api/v1/memories/{m}").json() for m in insight["member_ids"]]
+    assert len(members) == 3 and all(m["content"].startswith("Mel: ") for m in members)
