@@ -38,9 +38,9 @@ ATOM_WORDS = 3
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[\"'])")
 
 
-def own_text(memory: Memory) -> str:
-    """What the memory's own turn said (without the reply that travels with it)."""
-    return memory.content.split(REPLY_SEPARATOR, 1)[0]
+def own_text(content: str) -> str:
+    """What a memory's own turn said (without the reply that travels with it)."""
+    return content.split(REPLY_SEPARATOR, 1)[0]
 
 
 def _clip(content: str, limit: int) -> str:
@@ -213,9 +213,9 @@ def _supersede(memories: dict[str, Memory]) -> list[Memory]:
     updates = []
     for memory in sorted(memories.values(), key=_order):
         subject = speaker_of(memory.content, memory.user_id)
-        for attribute, value in facts_of(own_text(memory)).items():
+        for attribute, value in facts_of(own_text(memory.content)).items():
             before = latest.get((subject, attribute))
-            if before is not None and facts_of(own_text(before)).get(attribute) != value \
+            if before is not None and facts_of(own_text(before.content)).get(attribute) != value \
                     and before.superseded_by != memory.id:
                 before = replace(before, superseded_by=memory.id)
                 memories[before.id] = before

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
+from memorose_dagster.memory.consolidate import speaker_of
 from memorose_dagster.records import Entity, Relation, stable_id
 
 
@@ -61,8 +62,7 @@ def build_graph(memories: list[dict[str, Any]]) -> tuple[list[Entity], list[Rela
     ``mentioned_in`` edges entity -> memory, and ``co_occurs`` edges between entities named in
     the same memory (weight = shared memories)."""
     memories = sorted(memories, key=lambda m: m["id"])
-    speakers = {m["content"].partition(": ")[0].lower() for m in memories
-                if ": " in m["content"][:41]}
+    speakers = {speaker_of(m["content"], "").lower() for m in memories} - {""}
     names: dict[str, str] = {}  # lowercased -> first spelling seen
     votes: dict[str, Counter[str]] = defaultdict(Counter)
     for memory in memories:

@@ -17,7 +17,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-from memorose_dagster.memory.consolidate import REPLY_SEPARATOR, speaker_of
+from memorose_dagster.memory.consolidate import own_text, speaker_of
 from memorose_dagster.memory.text import COMMON_WORDS, STOPWORDS
 from memorose_dagster.records import Insight, stable_id
 
@@ -48,14 +48,9 @@ def _topics(memory: dict[str, Any], speakers: set[str]) -> dict[str, str]:
             and len(t) > 2 and not t.isdigit() and "'" not in t and not t.endswith("ly")}
 
 
-def _own(memory: dict[str, Any]) -> str:
-    """What the member's own turn said, without the reply that travels with it."""
-    return memory["content"].split(REPLY_SEPARATOR, 1)[0]
-
-
 def quote(memory: dict[str, Any], topic_stem: str, speaker: str) -> str:
     """The sentence of the memory's own turn that names the topic, clipped, with its date."""
-    said = _own(memory)
+    said = own_text(memory["content"])
     if speaker and said.startswith(speaker + ": "):
         said = said[len(speaker) + 2:]
     sentences = _SENTENCE.split(said)
@@ -97,7 +92,7 @@ def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
                          key=lambda m: (m.get("valid_from") or m.get("created_at", 0.0), m["id"]))
         head = f"{speaker} on {topic}" if speaker else f"On {topic}"
         content = f"{head}: " + "; ".join(quote(m, topic_stem, speaker) for m in members)
-        context = " ".join(_own(m) for m in members)
+        context = " ".join(own_text(m["content"]) for m in members)
         insights.append(Insight(
             id=stable_id("l2", tenant, user, "topic", speaker.lower(), topic_stem),
             tenant=tenant, user_id=user, topic=topic, content=content, context=context,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from memorose_dagster.memory.consolidate import speaker_of
 from memorose_dagster.memory.timeparse import Resolved, query_range
 
 TEXT_WEIGHT = 0.7
@@ -64,11 +65,6 @@ class Candidate:
     linked: bool = False  # in the graph, linked to an entity the query names
 
 
-def _speaker(content: str) -> str:
-    head, sep, _ = content.partition(": ")
-    return head.lower() if sep and 0 < len(head) <= 40 else ""
-
-
 def dated(candidate: Candidate) -> date | None:
     """The day a result is about: a memory's resolved date (or its event's), an event's time.
     Insights span many days and have none."""
@@ -91,7 +87,7 @@ def adjust(candidate: Candidate, time_question: bool, query_words: frozenset[str
         score *= IN_RANGE_BOOST
     if candidate.linked:
         score *= GRAPH_BOOST
-    if query_words and _speaker(record.get("content", "")) in query_words:
+    if query_words and speaker_of(record.get("content", ""), "").lower() in query_words:
         score *= SPEAKER_BOOST
     return score
 
