@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import tenant_of
 from api.routes import int_param, node_of, read_body
-from api.schemas import Id, Layer, Strict
+from api.schemas import ContextIn
 from memorose_dagster.errors import InvalidInput, NotFound
 from memorose_dagster.memory.context import pack, tokens
 from memorose_dagster.memory.graph import neighbourhood
 
 MAX_HOPS = 3
-
-
-class ContextIn(Strict):
-    user_id: Id
-    query: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
-    max_tokens: Annotated[int, Field(ge=16, le=32_000, strict=True)] = 1000
-    stream_id: Id | None = None
-    layers: Annotated[list[Layer], Field(min_length=1)] | None = None
 
 
 async def user_graph(request: Request) -> JSONResponse:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.memory_routes import ForgetConfirmIn, ForgetQueryIn
-from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
+from api.schemas import CommitIn, ContextIn, EventBatchIn, EventIn, RetrieveIn
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -42,7 +42,8 @@ BAD = {"_400": "invalid input (the error names the field)", "_401": "missing or 
 
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
-    for model in (EventIn, EventBatchIn, RetrieveIn, CommitIn, ForgetQueryIn, ForgetConfirmIn):
+    for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, ForgetQueryIn,
+                  ForgetConfirmIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -71,7 +72,7 @@ def build() -> dict[str, Any]:
             "Every record of one kind for one user (admin)", 200, "{records}",
             _400="unknown kind or missing user_id", _403="admin key required"),
             "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                           for n in ("kind", "user_id", "tenant")]}},
+                           for n in ("kind", "user_id", "tenant", "stream_id")]}},
         "/api/v1/admin/users": {"get": _op("Every (tenant, user_id) with events (admin)", 200,
                                            "{users}", _403="admin key required")},
         "/api/v1/admin/commit": {"post": _op("Commit derived records as one command (admin)",
@@ -82,6 +83,7 @@ def build() -> dict[str, Any]:
         "Forget an event and what rests only on it", 200, FORGOTTEN, _404="unknown event id"),
         "parameters": _path_param("event_id")}
     paths.update(_memory_paths())
+    paths.update(_graph_and_pipeline_paths())
     paths.update(_cluster_paths())
     return {"openapi": "3.1.0",
             "info": {"title": "Memorose", "version": "1",
@@ -120,6 +122,29 @@ def _memory_paths() -> dict[str, Any]:
         "/api/v1/forget/confirm": {"post": _op(
             "Forget the confirmed candidates of a preview", 200, FORGOTTEN, ForgetConfirmIn,
             **BAD)},
+    }
+
+
+def _graph_and_pipeline_paths() -> dict[str, Any]:
+    def query(*names: str) -> list[dict[str, Any]]:
+        return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+
+    return {
+        "/api/v1/users/{user_id}/graph": {"get": {**_op(
+            "A user's knowledge graph, or the part within N hops of one entity", 200,
+            "{entities, relations}", _400="bad hops", _404="unknown user_id or entity"),
+            "parameters": _path_param("user_id") + query("entity", "hops")}},
+        "/api/v1/context": {"post": _op(
+            "The best memories for a query, packed into a token budget as prompt-ready text",
+            200, "{context, tokens, memories}", ContextIn, _404="unknown user_id", **BAD)},
+        "/api/v1/admin/events": {"get": {**_op(
+            "Events whose id was made in [from_ms, to_ms), paged (admin)", 200,
+            "{events, next}", _400="bad range", _403="admin key required"),
+            "parameters": query("from_ms", "to_ms", "limit", "after_tenant", "after_id")}},
+        "/api/v1/admin/derivations": {"get": {**_op(
+            "Per derivation, how many memories each ingest day holds (admin)", 200,
+            "{kind, derivations}", _400="bad kind", _403="admin key required"),
+            "parameters": query("kind")}},
     }
 
 

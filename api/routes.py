@@ -61,23 +61,26 @@ def _event(request: Request, tenant: str, body: EventIn, field: str) -> Event:
                  content_type=body.content_type, metadata=body.metadata)
 
 
-def _resent(node: Node, events: list[Event], fields: list[str]) -> None:
+SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
+
+
+def _resent(node: Node, events: list[Event], bodies: list[EventIn], fields: list[str]) -> None:
     """A client-chosen id already stored is a resend: fine when it is the same event (nothing
-    new is written), a 409 when the id holds another one."""
-    for event, field in zip(events, fields, strict=True):
+    new is written), a 409 when the id holds another one. Ids the node made are new."""
+    for event, body, field in zip(events, bodies, fields, strict=True):
+        if body.event_id is None:
+            continue
         stored = node.store.get(keys.event(event.tenant, event.event_id))
         if stored is not None and any(stored[k] != getattr(event, k) for k in SAME_EVENT):
             raise Conflict(f"{field}event_id: {event.event_id} is already stored with "
                            f"another user, stream, content or metadata", field=f"{field}event_id")
 
 
-SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
-
-
 async def ingest_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    event = _event(request, tenant, await read_body(request, EventIn), "")
-    _resent(node_of(request), [event], [""])
+    body = await read_body(request, EventIn)
+    event = _event(request, tenant, body, "")
+    _resent(node_of(request), [event], [body], [""])
     index = await run_in_threadpool(node_of(request).ingest, [event])
     return JSONResponse({"event_id": event.event_id, "log_index": index}, status_code=201)
 
@@ -93,7 +96,7 @@ async def ingest_batch(request: Request) -> JSONResponse:
     events = [_event(request, tenant, e, f) for e, f in zip(body.events, fields, strict=True)]
     if len({e.event_id for e in events}) < len(events):
         raise InvalidInput("events: the same event_id twice in one batch", field="events")
-    _resent(node_of(request), events, fields)
+    _resent(node_of(request), events, body.events, fields)
     index = await run_in_threadpool(node_of(request).ingest, events)
     return JSONResponse({"event_ids": [e.event_id for e in events], "log_index": index},
                         status_code=201)

@@ -44,14 +44,23 @@ class EventBatchIn(Strict):
     events: Annotated[list[EventIn], Field(min_length=1)]
 
 
-class RetrieveIn(Strict):
+class QueryIn(Strict):
+    """What to look for, for whom, and where: shared by retrieve and context."""
+
     user_id: Id
     query: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
-    top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
     stream_id: Id | None = None
     layers: Annotated[list[Layer], Field(min_length=1)] | None = None
+
+
+class RetrieveIn(QueryIn):
+    top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
     consistent: bool = Field(default=False, description=(
         "reflect every write acknowledged before this request, on any node (one Raft round)"))
+
+
+class ContextIn(QueryIn):
+    max_tokens: Annotated[int, Field(ge=16, le=32_000, strict=True)] = 1000
 
 
 class CommitIn(Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from memorose_dagster.node import Node
 
 
@@ -80,6 +82,8 @@ def test_health_status_and_openapi(client, node: Node):
     for path in ("/api/v1/events", "/api/v1/events/batch", "/api/v1/retrieve",
                  "/api/v1/events/{event_id}", "/api/v1/cluster/status", "/health"):
         assert path in doc["paths"]
+    routes = {re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", r.path) for r in client.app.routes}
+    assert routes - {"/api/v1/openapi.json"} <= set(doc["paths"])  # every route documented
     assert doc["components"]["schemas"]["EventIn"]["required"] == [
         "user_id", "stream_id", "content"]
 
