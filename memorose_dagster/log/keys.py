@@ -61,6 +61,7 @@ def user_derived_prefix(kind: str, tenant: str, user_id: str) -> bytes:
 
 
 USERS_PREFIX = b"u\x1f"
+EVENTS_PREFIX = b"e\x1f"
 
 
 def vector(tenant: str, record_id: str) -> bytes:
