@@ -306,34 +306,31 @@ class Bench:
     def close(self) -> None:
         self.client.close()
 
-    def _clients(self, count: int) -> list[httpx.Client]:
-        return [httpx.Client(base_url=self.node.url, timeout=REQUEST_TIMEOUT)
-                for _ in range(count)]
-
-    def _ingested(self, n: int, indexes: list[int]) -> None:
-        self.stored += n
-        self.pending += n
-        self.last_index = max([self.last_index, *indexes])
-
-    def single(self, n: int) -> Row:
-        events = self.workload.events(n)
-        clients = self._clients(SINGLE_THREADS)
-
-        def send(client: httpx.Client, event: dict[str, Any]) -> int:
-            return post(client, "/api/v1/events", event, 201)["log_index"]
-
+    def _ingest(self, threads: int, n: int, items: Sequence[Any],
+                send: Callable[[httpx.Client, Any], int]) -> float:
+        """Send ``items`` (``n`` events) from ``threads`` clients; the seconds it took."""
+        clients = [httpx.Client(base_url=self.node.url, timeout=REQUEST_TIMEOUT)
+                   for _ in range(threads)]
         try:
-            seconds, indexes = run_parallel(clients, events, send)
+            seconds, indexes = run_parallel(clients, items, send)
         finally:
             for client in clients:
                 client.close()
-        self._ingested(n, indexes)
+        self.stored += n
+        self.pending += n
+        self.last_index = max([self.last_index, *indexes])
+        return seconds
+
+    def single(self, n: int) -> Row:
+        def send(client: httpx.Client, event: dict[str, Any]) -> int:
+            return post(client, "/api/v1/events", event, 201)["log_index"]
+
+        seconds = self._ingest(SINGLE_THREADS, n, self.workload.events(n), send)
         return Row(f"http single x{SINGLE_THREADS}", n, seconds, rate(n, seconds),
                    "one Raft commit per event")
 
     def batched(self, label: str, n: int) -> Row:
         batches = [self.workload.events(min(BATCH, n - i)) for i in range(0, n, BATCH)]
-        clients = self._clients(BATCH_THREADS)
 
         def send(client: httpx.Client, batch: list[dict[str, Any]]) -> int:
             body = post(client, "/api/v1/events/batch", {"events": batch}, 201)
@@ -341,12 +338,7 @@ class Bench:
                 raise BenchError(f"batch of {len(batch)} got {len(body['event_ids'])} ids")
             return body["log_index"]
 
-        try:
-            seconds, indexes = run_parallel(clients, batches, send)
-        finally:
-            for client in clients:
-                client.close()
-        self._ingested(n, indexes)
+        seconds = self._ingest(BATCH_THREADS, n, batches, send)
         return Row(label, n, seconds, rate(n, seconds), f"store now {self.stored:,}")
 
     def fill_to(self, target: int) -> Row | None:
