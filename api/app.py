@@ -14,8 +14,7 @@ from starlette.routing import Route
 
 from api import cluster_routes, graph_routes, handlers, memory_routes, openapi, routes
 from memorose_dagster.errors import MemoroseError
-from memorose_dagster.log.store import StoreClosed
-from memorose_dagster.node import Node
+from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
 
 

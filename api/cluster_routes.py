@@ -5,10 +5,6 @@ Status itself is ``GET /api/v1/cluster/status`` (routes.py), which lists every m
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,10 +13,7 @@ from starlette.routing import Route
 
 from api.auth import require_admin, tenant_of
 from api.routes import node_of, read_body
-from memorose_dagster import cluster
-from memorose_dagster.errors import InvalidInput, Unavailable
-from memorose_dagster.log.replicated import MemoryLog
-from memorose_dagster.node import Node
+from memorose_dagster.errors import InvalidInput
 
 WAIT_LIMIT = 120.0  # seconds: the longest wait a caller may ask for
 
@@ -49,7 +42,7 @@ async def sync(request: Request) -> JSONResponse:
     tenant_of(request)
     node = node_of(request)
     timeout = _timeout(request, node.settings.commit_timeout)
-    index = await run_in_threadpool(cluster.read_barrier, node, timeout)
+    index = await run_in_threadpool(node.read_barrier, timeout)
     return JSONResponse({"applied_index": index, "node_id": node.settings.name})
 
 
@@ -57,17 +50,14 @@ async def add_member(request: Request) -> JSONResponse:
     require_admin(request)
     address = (await read_body(request, MemberIn)).address
     node = node_of(request)
-    members = await run_in_threadpool(cluster.add_member, node.log, address,
-                                      node.settings.commit_timeout)
+    members = await run_in_threadpool(node.add_member, address)
     return JSONResponse({"members": members}, status_code=201)
 
 
 async def remove_member(request: Request) -> JSONResponse:
     require_admin(request)
     node = node_of(request)
-    members = await run_in_threadpool(cluster.remove_member, node.log,
-                                      request.path_params["address"],
-                                      node.settings.commit_timeout)
+    members = await run_in_threadpool(node.remove_member, request.path_params["address"])
     return JSONResponse({"members": members})
 
 
@@ -76,24 +66,7 @@ async def snapshot(request: Request) -> JSONResponse:
     require_admin(request)
     node = node_of(request)
     timeout = _timeout(request, 60.0)
-    return JSONResponse(await run_in_threadpool(_snapshot, node, timeout))
-
-
-def _snapshot(node: Node, timeout: float) -> dict:
-    path = Path(node.log.conf.fullDumpFile)
-    before = path.stat().st_mtime_ns if path.exists() else None
-    log_len = cluster.raft_status(node.log)["log_len"]
-    node.log.forceLogCompaction()
-    deadline = time.monotonic() + timeout
-    written = compacted = False
-    # The dump is written in one tick and the journal cut at the next one.
-    while time.monotonic() < deadline and not (written and compacted):
-        time.sleep(0.05)
-        written = path.exists() and path.stat().st_mtime_ns != before
-        compacted = cluster.raft_status(node.log)["log_len"] < log_len
-    status = cluster.raft_status(node.log)
-    return {"written": written, "snapshot_bytes": path.stat().st_size if path.exists() else 0,
-            "log_len": status["log_len"], "applied_index": status["last_applied"]}
+    return JSONResponse(await run_in_threadpool(node.snapshot, timeout))
 
 
 async def digest(request: Request) -> JSONResponse:
@@ -101,37 +74,7 @@ async def digest(request: Request) -> JSONResponse:
     require_admin(request)
     node = node_of(request)
     timeout = _timeout(request, 30.0)
-    return JSONResponse(await run_in_threadpool(_digest, node, timeout))
-
-
-def _wait_caught_up(raft: MemoryLog, timeout: float) -> dict[str, Any]:
-    """Wait until this node has applied everything the leader told it is committed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = cluster.raft_status(raft)
-        leader_commit = status["leader_commit_idx"]
-        if (leader_commit is not None and status["last_applied"] >= status["commit_idx"]
-                >= leader_commit):
-            return status
-        if time.monotonic() >= deadline:
-            raise Unavailable(f"not caught up within {timeout:.0f}s: applied "
-                              f"{status['last_applied']}, leader commit {leader_commit}",
-                              leader=cluster.leader_address(raft))
-        time.sleep(0.05)
-
-
-def _digest(node: Node, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = _wait_caught_up(node.log, max(deadline - time.monotonic(), 0.1))
-        applied = node.store.applied_index
-        value = node.store.digest()
-        if node.store.applied_index == applied:  # no write landed while hashing
-            return {"node_id": node.settings.name, "digest": value, "applied_index": applied,
-                    "raft_applied_index": status["last_applied"],
-                    "commit_index": status["commit_idx"]}
-        if time.monotonic() > deadline:
-            raise Unavailable("writes kept landing while hashing: stop them for a digest")
+    return JSONResponse(await run_in_threadpool(node.digest, timeout))
 
 
 routes = [

@@ -10,7 +10,7 @@ from api.auth import tenant_of
 from api.routes import int_param, node_of, read_body
 from api.schemas import ContextIn
 from memorose_dagster.errors import InvalidInput, NotFound
-from memorose_dagster.memory.context import pack, tokens
+from memorose_dagster.memory.context import pack_context, tokens
 from memorose_dagster.memory.graph import neighbourhood
 
 MAX_HOPS = 3
@@ -25,9 +25,7 @@ async def user_graph(request: Request) -> JSONResponse:
         raise InvalidInput(f"hops must be within 0..{MAX_HOPS}", field="hops")
     node = node_of(request)
     node.require_user(tenant, user_id)
-    entities = await run_in_threadpool(node.store.derived_for_user, "entity", tenant, user_id)
-    relations = await run_in_threadpool(node.store.derived_for_user, "relation", tenant,
-                                        user_id)
+    entities, relations = await run_in_threadpool(node.graph, tenant, user_id)
     entity = request.query_params.get("entity")
     entities, relations = neighbourhood(entities, relations, entity, hops)
     if entity is not None and not entities:
@@ -46,7 +44,7 @@ async def context(request: Request) -> JSONResponse:
     node.require_user(tenant, body.user_id)
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query, 50,
                                       body.stream_id, body.layers)
-    text, used = pack(results, body.max_tokens)
+    text, used = pack_context(results, body.max_tokens)
     return JSONResponse({"context": text, "tokens": tokens(text) if text else 0,
                          "memories": [{"id": r["id"], "layer": r["layer"], "score": r["score"],
                                        "provenance": r["provenance"]} for r in used]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any, TypeVar
@@ -14,11 +13,10 @@ from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
-from memorose_dagster import cluster
 from memorose_dagster.errors import Conflict, InvalidInput, PayloadTooLarge
-from memorose_dagster.log import keys
-from memorose_dagster.node import Node
-from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
+from memorose_dagster.ids import new_id
+from memorose_dagster.node.node import Node
+from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event
 
 
 def node_of(request: Request) -> Node:
@@ -70,7 +68,7 @@ def _resent(node: Node, events: list[Event], bodies: list[EventIn], fields: list
     for event, body, field in zip(events, bodies, fields, strict=True):
         if body.event_id is None:
             continue
-        stored = node.store.get(keys.event(event.tenant, event.event_id))
+        stored = node.find_event(event.tenant, event.event_id)
         if stored is not None and any(stored[k] != getattr(event, k) for k in SAME_EVENT):
             raise Conflict(f"{field}event_id: {event.event_id} is already stored with "
                            f"another user, stream, content or metadata", field=f"{field}event_id")
@@ -106,7 +104,7 @@ async def _consistent(request: Request, wanted: bool) -> None:
     """A consistent read first waits until this node has applied every acknowledged write."""
     if wanted:
         node = node_of(request)
-        await run_in_threadpool(cluster.read_barrier, node, node.settings.commit_timeout)
+        await run_in_threadpool(node.read_barrier, node.settings.commit_timeout)
 
 
 async def get_event(request: Request) -> JSONResponse:
@@ -128,7 +126,7 @@ async def retrieve(request: Request) -> JSONResponse:
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query,
                                       body.top_k, body.stream_id, body.layers)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    node.access.record(tenant, results)
+    node.record_access(tenant, results)
     return JSONResponse({"results": results, "took_ms": took_ms})
 
 
@@ -158,13 +156,9 @@ async def read_log(request: Request) -> JSONResponse:
     unknown = (kinds or set()) - set(RECORD_TYPES)
     if unknown:
         raise InvalidInput(f"unknown kinds: {sorted(unknown)}", field="kinds")
-    node = node_of(request)
-    entries, scanned_to = await run_in_threadpool(
-        node.store.scan_log, after, limit, kinds, until if until >= 0 else None)
-    return JSONResponse({
-        "entries": [{"log_index": index, "records": [_jsonable(r) for r in records]}
-                    for index, records in entries],
-        "next_cursor": scanned_to, "applied_index": node.store.applied_index})
+    page = await run_in_threadpool(node_of(request).read_log, after, limit, kinds,
+                                   until if until >= 0 else None)
+    return JSONResponse(page)
 
 
 async def list_records(request: Request) -> JSONResponse:
@@ -182,7 +176,7 @@ async def list_records(request: Request) -> JSONResponse:
     streams = set(params.getlist("stream_id")) or None
     if streams is not None and kind != "event":
         raise InvalidInput("stream_id filters events only", field="stream_id")
-    records = await run_in_threadpool(node_of(request).store.derived_for_user, kind, tenant,
+    records = await run_in_threadpool(node_of(request).user_records, kind, tenant,
                                       user_id, streams)
     return JSONResponse({"records": records})
 
@@ -190,7 +184,7 @@ async def list_records(request: Request) -> JSONResponse:
 async def list_users(request: Request) -> JSONResponse:
     """Pipeline: every (tenant, user_id) with stored events."""
     require_admin(request)
-    users = await run_in_threadpool(node_of(request).store.users)
+    users = await run_in_threadpool(node_of(request).users)
     return JSONResponse({"users": [{"tenant": t, "user_id": u} for t, u in users]})
 
 
@@ -207,7 +201,7 @@ async def events_between(request: Request) -> JSONResponse:
     if (after_tenant is None) != (after_id is None):
         raise InvalidInput("after_tenant and after_id go together", field="after_id")
     after = (after_tenant, after_id) if after_tenant is not None else None
-    events, more = await run_in_threadpool(node_of(request).store.events_between, start, end,
+    events, more = await run_in_threadpool(node_of(request).events_between, start, end,
                                            limit, after)
     return JSONResponse({"events": events, "next": (
         {"after_tenant": more[0], "after_id": more[1]} if more else None)})
@@ -220,7 +214,7 @@ async def derivations(request: Request) -> JSONResponse:
     kind = request.query_params.get("kind", "l1")
     if kind not in ("l1", "l2"):
         raise InvalidInput("kind must be l1 or l2", field="kind")
-    counts = await run_in_threadpool(node_of(request).store.derivations, kind)
+    counts = await run_in_threadpool(node_of(request).derivations, kind)
     return JSONResponse({"kind": kind, "derivations": counts})
 
 
@@ -235,21 +229,5 @@ async def commit(request: Request) -> JSONResponse:
     """Pipeline: commit a batch of derived records as one log command."""
     require_admin(request)
     body = await read_body(request, CommitIn)
-    records = []
-    for i, raw in enumerate(body.records):
-        if raw.get("kind") == "event":
-            raise InvalidInput(f"records.{i}: events enter through /api/v1/events",
-                               field=f"records.{i}.kind")
-        try:
-            if raw.get("kind") == "vector" and isinstance(raw.get("values"), str):
-                raw = {**raw, "values": base64.b64decode(raw["values"], validate=True)}
-            records.append(record_from_dict(raw).to_dict())
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"records.{i}: {exc}", field=f"records.{i}") from exc
-    index = await run_in_threadpool(node_of(request).submit, records)
-    return JSONResponse({"log_index": index, "records": len(records)}, status_code=201)
-
-
-def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
-            for k, v in record.items()}
+    index = await run_in_threadpool(node_of(request).commit_derived, body.records)
+    return JSONResponse({"log_index": index, "records": len(body.records)}, status_code=201)

@@ -6,9 +6,9 @@ import time
 import dagster as dg
 
 from assets.selection import embed, range_metadata, select_events, vectors_are_unit
-from memorose_dagster import keys
-from memorose_dagster.partitions import PARTITIONS, LogRange
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
 
 @dg.asset(key=keys.L0_EVENTS, partitions_def=PARTITIONS, group_name="memory",

@@ -14,12 +14,12 @@ from assets.selection import (
     users_of,
     with_previous,
 )
-from memorose_dagster import keys
 from memorose_dagster.memory.consolidate import consolidate
 from memorose_dagster.memory.facts import consolidate_facts
-from memorose_dagster.partitions import PARTITIONS, LogRange
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from memorose_dagster.records import Tombstone
-from memorose_dagster.resources import ClusterResource, ModelResource
 
 
 def derive(model: ModelResource, events: list[dict[str, Any]],

@@ -6,11 +6,11 @@ import time
 import dagster as dg
 
 from assets.selection import embed, range_metadata, select_events, users_of
-from memorose_dagster import keys
 from memorose_dagster.memory.insights import MIN_MEMBERS, derive_insights
-from memorose_dagster.partitions import PARTITIONS, LogRange
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from memorose_dagster.records import Tombstone
-from memorose_dagster.resources import ClusterResource, ModelResource
 
 
 def summarised(insight: dict, memories: list[dict], model: ModelResource) -> dict:

@@ -8,23 +8,25 @@ import dagster as dg
 from pydantic import Field
 
 from assets.selection import embed
-from memorose_dagster import keys
 from memorose_dagster.memory.forget import (
+    FLOOR,
     HALF_LIFE_DAYS,
+    PROTECT_IMPORTANCE,
     REASON_DECAYED,
     cascade,
     is_protected,
     select_prunable,
     user_clock,
 )
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
 
 class DecayConfig(dg.Config):
     half_life_days: float = Field(default=HALF_LIFE_DAYS, gt=0,
                                   description="strength halves this often")
-    floor: float = Field(default=0.05, ge=0, le=1, description="prune below this strength")
-    protect_importance: float = Field(default=0.8, ge=0, le=1, description=(
+    floor: float = Field(default=FLOOR, ge=0, le=1, description="prune below this strength")
+    protect_importance: float = Field(default=PROTECT_IMPORTANCE, ge=0, le=1, description=(
         "memories at or above this importance are never pruned (nor pinned ones)"))
 
 

@@ -6,10 +6,10 @@ import time
 import dagster as dg
 
 from assets.selection import range_metadata, select_events, users_of
-from memorose_dagster import keys
 from memorose_dagster.memory.graph import build_graph
-from memorose_dagster.partitions import PARTITIONS, LogRange
-from memorose_dagster.resources import ClusterResource
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
+from memorose_dagster.pipeline.resources import ClusterResource
 
 
 @dg.asset(key=keys.MEMORY_GRAPH, deps=[keys.L1_MEMORIES], partitions_def=PARTITIONS,

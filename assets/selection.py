@@ -7,11 +7,11 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from memorose_dagster.index.embedding import Embedder, vector_to_bytes
-from memorose_dagster.indexer import record_id
-from memorose_dagster.partitions import LogRange
-from memorose_dagster.records import LAYER_OF_KIND, Vector, id_time_ms
-from memorose_dagster.resources import ClusterResource
+from memorose_dagster.ids import id_time_ms
+from memorose_dagster.models.embedding import Embedder
+from memorose_dagster.pipeline.partitions import LogRange
+from memorose_dagster.pipeline.resources import ClusterResource
+from memorose_dagster.records import LAYER_OF_KIND, Vector, record_id, vector_to_bytes
 
 
 def select_events(context: dg.AssetExecutionContext, config: LogRange,

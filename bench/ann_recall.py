@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest_retrieve import Workload, header, percentiles  # noqa: E402
 
-from memorose_dagster.index.embedding import LocalMiniLM  # noqa: E402
 from memorose_dagster.index.vectors import ANN_MIN_ROWS, VectorIndex, VectorRow  # noqa: E402
+from memorose_dagster.models.embedding import LocalMiniLM  # noqa: E402
 
 SEED = 11
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from memorose_client import MemoroseClient
-from memorose_dagster.cluster_up import LocalCluster, Replica
+from memorose_dagster.cli.local_cluster import LocalCluster, Replica
 
 WARM_UP = 2000  # events ingested, untimed, before each throughput phase
 

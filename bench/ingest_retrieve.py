@@ -50,8 +50,9 @@ import msgpack
 from rocksdict import Options, Rdict, WriteBatch
 
 from assets.l0_events import l0_events
-from memorose_dagster.partitions import range_run_config
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.partitions import range_run_config
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
 HOST = "127.0.0.1"
 BATCH = 500
@@ -145,8 +146,6 @@ class Workload:
         return f"user_{self._rng.randrange(USERS)}", " ".join(words)
 
 
-# -- the node under test -------------------------------------------------------------------------
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -216,8 +215,6 @@ class NodeProcess:
         return [line for line in self.log_lines() if any(w in line for w in words)]
 
 
-# -- helpers ------------------------------------------------------------------------------------
-
 def post(client: httpx.Client, path: str, body: dict[str, Any], expect: int) -> dict[str, Any]:
     resp = client.post(path, json=body)
     if resp.status_code != expect:
@@ -254,8 +251,6 @@ def rate(n: int, seconds: float) -> str:
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-
-# -- phases -------------------------------------------------------------------------------------
 
 def stored_form(body: dict[str, Any], index: int) -> tuple[bytes, bytes]:
     """The key and msgpack value the node's store would write for an API event."""
@@ -372,7 +367,7 @@ class Bench:
             resources={"cluster": ClusterResource(urls=self.node.url, timeout=REQUEST_TIMEOUT),
                        "model": ModelResource()},
             partition_key=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-            run_config={**range_run_config(after, until, names=("l0_events",)),
+            run_config={**range_run_config(after, until, assets=(keys.L0_EVENTS,)),
                         "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
         seconds = time.perf_counter() - started
         vectors = materialized_vectors(result)
@@ -441,8 +436,6 @@ def materialized_vectors(result: dg.ExecuteInProcessResult) -> int:
     (materialization,) = result.asset_materializations_for_node("l0_events")
     return int(materialization.metadata["records_out"].value)
 
-
-# -- driver -------------------------------------------------------------------------------------
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])

@@ -106,8 +106,8 @@ def run_pipeline(url: str, until: int) -> float:
     import dagster as dg
 
     from assets import ALL_ASSETS
-    from memorose_dagster.partitions import range_run_config
-    from memorose_dagster.resources import ClusterResource, ModelResource
+    from memorose_dagster.pipeline.partitions import range_run_config
+    from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
     started = time.perf_counter()
     result = dg.materialize(ALL_ASSETS, resources={"cluster": ClusterResource(urls=url),

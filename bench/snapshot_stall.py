@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest_retrieve import free_port, header, percentiles  # noqa: E402
 
+from memorose_dagster.ids import new_id  # noqa: E402
 from memorose_dagster.log import replicated  # noqa: E402
-from memorose_dagster.node import Node  # noqa: E402
-from memorose_dagster.records import Event, Vector, new_id, pack  # noqa: E402
+from memorose_dagster.node.node import Node  # noqa: E402
+from memorose_dagster.records import Event, Vector, pack  # noqa: E402
 from memorose_dagster.settings import Settings  # noqa: E402
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.05)
         node.store.checkpoint(root / "checkpoint")  # the baseline: the same file, in foreground
         started = time.perf_counter()
-        replicated._write_snapshot(root / "foreground.tar", pack({}), root / "checkpoint")
+        replicated.write_snapshot(root / "foreground.tar", pack({}), root / "checkpoint")
         foreground = time.perf_counter() - started
         size = (root / "foreground.tar").stat().st_size
 

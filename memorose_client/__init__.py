@@ -13,13 +13,12 @@ reach a node, or that a node answers 503, is retried on the next one. Every even
 from __future__ import annotations
 
 import base64
-import os
-import threading
-import time
 from datetime import datetime
 from typing import Any
 
 import httpx
+
+from memorose_dagster.ids import new_id
 
 __all__ = ["MemoroseClient", "MemoroseAPIError", "MemoroseConnectionError"]
 
@@ -38,11 +37,12 @@ class MemoroseConnectionError(Exception):
 
 class MemoroseClient:
     def __init__(self, base_url: str | list[str] = "http://localhost:8000",
-                 api_key: str | None = None, timeout: float = 30.0):
+                 api_key: str | None = None, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None):
         urls = base_url.split(",") if isinstance(base_url, str) else list(base_url)
         self.urls = [u.strip().rstrip("/") for u in urls if u.strip()]
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(timeout=timeout, headers=headers)
+        self._http = httpx.Client(timeout=timeout, headers=headers, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -53,7 +53,6 @@ class MemoroseClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    # -- API -----------------------------------------------------------------------------------
 
     def ingest(self, user_id: str, stream_id: str, content: str, *,
                metadata: dict[str, Any] | None = None, timestamp: float | datetime | None = None,
@@ -94,7 +93,6 @@ class MemoroseClient:
     def cluster_status(self) -> dict[str, Any]:
         return self._request("GET", "/api/v1/cluster/status")
 
-    # -- pipeline (admin key) ------------------------------------------------------------------
 
     def read_log(self, after: int, limit: int = 500, kinds: list[str] | None = None,
                  until: int | None = None) -> dict[str, Any]:
@@ -136,7 +134,6 @@ class MemoroseClient:
                              for k, v in r.items()} for r in records]}
         return self._request("POST", "/api/v1/admin/commit", body)["log_index"]
 
-    # -- transport -----------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         last: Exception | None = None
@@ -157,24 +154,10 @@ class MemoroseClient:
         raise MemoroseConnectionError(f"no Memorose node reachable at {self.urls}: {last}")
 
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_last_id = 0
-_id_lock = threading.Lock()
-
-
-def new_event_id() -> str:
-    """A ULID (48 bits of milliseconds, 80 random bits), increasing within this process."""
-    global _last_id
-    with _id_lock:
-        value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-        _last_id = value = max(value, _last_id + 1)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
 def _event(user_id: str, stream_id: str, content: str, metadata: dict[str, Any] | None,
            timestamp: float | datetime | None, content_type: str,
            event_id: str | None = None) -> dict[str, Any]:
-    event: dict[str, Any] = {"event_id": event_id or new_event_id(), "user_id": user_id,
+    event: dict[str, Any] = {"event_id": event_id or new_id(), "user_id": user_id,
                              "stream_id": stream_id, "content": content,
                              "content_type": content_type}
     if metadata is not None:

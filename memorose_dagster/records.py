@@ -7,36 +7,13 @@ other kind is derived (by the pipeline) and committed back through the log.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 import msgpack
+import numpy as np
 
 DEFAULT_TENANT = "default"
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-_last_id = 0
-_id_lock = threading.Lock()
-
-
-def new_id(now_ms: int | None = None) -> str:
-    """A 26-character ULID: 48 bits of milliseconds then 80 random bits. Monotonic within a
-    process (an id made in the same millisecond is the previous one plus one), so ids sort in
-    the order they were made: a batch keeps its order."""
-    global _last_id
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    with _id_lock:
-        value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-        if value <= _last_id:
-            value = _last_id + 1
-        _last_id = value
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
 
 @dataclass(slots=True)
 class Record:
@@ -196,7 +173,16 @@ RECORD_TYPES: dict[str, type[Record]] = {
     cls.kind: cls for cls in (Event, Memory, Insight, Entity, Relation, Vector, Tombstone, Access)
 }
 
+# The layers the API speaks of, and the record kinds that hold them. Defined here once.
 LAYER_OF_KIND = {"event": "L0", "l1": "L1", "l2": "L2"}
+KIND_OF_LAYER = {layer: kind for kind, layer in LAYER_OF_KIND.items()}
+MEMORY_LAYERS = ("L1", "L2")  # what a memory route, decay or access counting deals with
+DERIVED_KINDS = ("l1", "l2", "entity", "relation")  # made by the pipeline, listed per user
+
+
+def record_id(record: dict[str, Any]) -> str:
+    """The id of an event, memory, insight, entity or relation record."""
+    return record["event_id"] if record["kind"] == "event" else record["id"]
 
 
 def record_from_dict(data: dict[str, Any]) -> Record:
@@ -215,23 +201,10 @@ def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def stable_id(prefix: str, *parts: str) -> str:
-    """A deterministic id: the same inputs give the same id on every rerun and every replica."""
-    import hashlib
-
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
-    return f"{prefix}_{digest}"
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    """A vector's wire and storage form: float32 little-endian."""
+    return np.asarray(vector, dtype="<f4").tobytes()
 
 
-def id_floor(now_ms: int) -> str:
-    """The smallest id made at ``now_ms``: ids of one time range sort between two floors."""
-    value = now_ms << 80
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
-
-
-def id_time_ms(ulid: str) -> int:
-    """The millisecond timestamp inside an id made by ``new_id``."""
-    value = 0
-    for ch in ulid[:10]:
-        value = value * 32 + _CROCKFORD.index(ch)
-    return value
+def vector_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4")

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from memorose_dagster import keys
-from memorose_dagster.partitions import PARTITIONS, range_run_config
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),

@@ -17,8 +17,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from api import create_app
-from memorose_dagster.index.embedding import LocalMiniLM
-from memorose_dagster.node import Node
+from memorose_dagster.models.embedding import LocalMiniLM
+from memorose_dagster.node.node import Node
 from memorose_dagster.settings import Settings
 
 

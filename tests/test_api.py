@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from memorose_dagster.node import Node
+from memorose_dagster.node.node import Node
 
 
 def ingest(client, user="user_123", stream="session_1", content="User loves hiking", **extra):

@@ -7,7 +7,7 @@ from conftest import make_settings
 from starlette.testclient import TestClient
 
 from api import create_app
-from memorose_dagster.node import Node
+from memorose_dagster.node.node import Node
 
 
 @pytest.fixture

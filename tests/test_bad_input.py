@@ -9,8 +9,8 @@ from conftest import make_settings
 from starlette.testclient import TestClient
 
 from api import create_app
-from memorose_dagster.node import Node
-from memorose_dagster.records import new_id
+from memorose_dagster.ids import new_id
+from memorose_dagster.node.node import Node
 
 GOOD = {"user_id": "u1", "stream_id": "s1", "content": "hello there"}
 

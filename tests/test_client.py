@@ -46,22 +46,28 @@ def test_client_fails_over_to_a_reachable_node(live_node):
         MemoroseClient(dead).health()
 
 
-def test_a_batch_resent_after_a_lost_response_is_stored_once(live_node, monkeypatch):
-    client = MemoroseClient([live_node.url, live_node.url])
-    real, calls = client._http.request, []
+class LoseFirstResponse(httpx.HTTPTransport):
+    """A real transport whose first answer never reaches the client (the node did store it)."""
 
-    def lose_first_response(method, url, **kwargs):
-        response = real(method, url, **kwargs)  # the node stores the batch...
-        calls.append(response.status_code)
-        if len(calls) == 1:  # ...and the answer never arrives
-            raise httpx.ReadTimeout("response lost", request=response.request)
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.statuses.append(response.status_code)
+        if len(self.statuses) == 1:
+            response.read()
+            raise httpx.ReadTimeout("response lost", request=request)
         return response
 
-    monkeypatch.setattr(client._http, "request", lose_first_response)
+
+def test_a_batch_resent_after_a_lost_response_is_stored_once(live_node):
+    transport = LoseFirstResponse()
+    client = MemoroseClient([live_node.url, live_node.url], transport=transport)
     ids = client.ingest_batch([{"user_id": "resend", "stream_id": "s", "content": f"fact {i}"}
                                for i in range(4)])
-    assert calls == [201, 201] and len(set(ids)) == 4
-    monkeypatch.undo()
+    assert transport.statuses == [201, 201] and len(set(ids)) == 4
     for event_id in ids:
         assert client.get_event(event_id)["content"].startswith("fact")
     found = client.retrieve(user_id="resend", query="fact", top_k=20, layers=["L0"])

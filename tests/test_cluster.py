@@ -24,10 +24,11 @@ from conftest import free_port, wait_until
 from cryptography.fernet import Fernet
 
 from memorose_client import MemoroseClient
-from memorose_dagster import cluster as cluster_ops
-from memorose_dagster.cluster_up import LocalCluster, Replica
-from memorose_dagster.node import Node
-from memorose_dagster.records import Event, new_id, pack
+from memorose_dagster.cli.local_cluster import LocalCluster, Replica
+from memorose_dagster.ids import new_id
+from memorose_dagster.node import members as cluster_ops
+from memorose_dagster.node.node import Node
+from memorose_dagster.records import Event, pack
 
 
 def replica(root: Path, name: str) -> Replica:
@@ -293,7 +294,7 @@ def test_forged_pickle_on_the_peer_port_runs_nothing(node: Node, tmp_path: Path)
     # is applied, the log since the outsider's attempts must hold it alone.
     node.ingest([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
                        content="still serving", timestamp=1.0)])
-    since = [r for _, records in node.store.read_log(applied, 100) for r in records]
+    since = [r for _, records in node.store.scan_log(applied, 100)[0] for r in records]
     assert [r["content"] for r in since] == ["still serving"]
     assert not marker.exists()
     assert not node.has_user("default", "intruder")
@@ -383,8 +384,8 @@ def test_pipeline_run_in_flight_when_the_leader_dies_leaves_no_duplicates(cluste
     import dagster as dg
 
     from assets import ALL_ASSETS
-    from memorose_dagster import keys
-    from memorose_dagster.resources import ClusterResource, ModelResource
+    from memorose_dagster.pipeline import asset_keys as keys
+    from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
     pipeline = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
     tags = ["".join(chr(97 + int(d)) for d in f"{i:03d}") for i in range(300)]

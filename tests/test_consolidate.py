@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
+from memorose_dagster.ids import new_id, stable_id
 from memorose_dagster.memory.consolidate import consolidate, is_noise
 from memorose_dagster.memory.graph import build_graph, expansion, neighbourhood, query_names
 from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.memory.rank import Candidate, rank
 from memorose_dagster.memory.timeparse import query_range
-from memorose_dagster.records import new_id, stable_id
 
 MAY_8 = 1683554160.0  # 2023-05-08 13:56 UTC
 

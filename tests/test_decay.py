@@ -13,14 +13,15 @@ from rocksdict import Options, Rdict, WriteBatch
 from test_forgetting import NOW, derive, ingest, memory_of, records, retrieved_ids
 
 from assets.memory_decay import memory_decay
-from memorose_dagster.access import Access, AccessLog, access_key, apply_access
 from memorose_dagster.log import keys as store_keys
+from memorose_dagster.log.access_totals import apply_access
+from memorose_dagster.log.keys import access as access_key
 from memorose_dagster.memory import forget
 from memorose_dagster.memory.forget import DAY, select_prunable, strength, user_clock
-from memorose_dagster.records import pack, unpack
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.node.access import AccessLog
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
+from memorose_dagster.records import Access, pack, unpack
 
-# -- decay -------------------------------------------------------------------------------------
 
 def test_half_life_and_reinforcement():
     memory = {"id": "m", "importance": 0.8, "created_at": NOW - 60 * DAY}
@@ -90,8 +91,6 @@ def test_decay_asset_prunes_the_faded_and_keeps_pinned_and_important(served_node
     assert all(weak["id"] not in (r["source"], r["target"])
                for r in records(node, "relation").values())
 
-
-# -- access reinforcement ----------------------------------------------------------------------
 
 def test_apply_access_adds_counts_on_real_rocksdb(tmp_path):
     options = Options(raw_mode=True)

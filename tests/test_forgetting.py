@@ -10,20 +10,18 @@ import dagster as dg
 import httpx
 import numpy as np
 import pytest
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from test_pipeline import FACTS as PIPELINE_FACTS
 
-from api import create_app, memory_routes
+from api import create_app
 from assets import ALL_ASSETS
-from memorose_dagster import keys
-from memorose_dagster.forgetting import Forgetter
-from memorose_dagster.index.embedding import vector_from_bytes
 from memorose_dagster.log import keys as store_keys
 from memorose_dagster.memory import forget
 from memorose_dagster.memory.forget import cascade
-from memorose_dagster.node import Node
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.node.forgetter import Forgetter
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
+from memorose_dagster.records import vector_from_bytes
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 NOW = 1_800_000_000.0
@@ -31,15 +29,6 @@ FACTS = [*PIPELINE_FACTS, "Lisbon trams are always crowded in the summer"]
 # Insights need a topic in 3 to 5% of a user's memories: with ~100 memories, "lisbon" (4) and
 # "maria" (3) both qualify, so forgetting one memory updates one insight and retires the other.
 FILLER = [f"filler fact number {i} recorded" for i in range(100)]
-
-
-def app_for(node: Node) -> Starlette:
-    """The node's app with the memory routes (skipping any app.py already registers)."""
-    app = create_app(node=node)
-    have = {(r.path, frozenset(r.methods or ())) for r in app.router.routes}
-    app.router.routes.extend(r for r in memory_routes.ROUTES
-                             if (r.path, frozenset(r.methods or ())) not in have)
-    return app
 
 
 def ingest(url, contents=FACTS, user="user_1", timestamp=None):
@@ -80,11 +69,9 @@ def derived(served_node):
     """A user with FACTS ingested and the pipeline run: (node, event ids, API client)."""
     ids = ingest(served_node.url, FACTS + FILLER)
     derive(served_node.url)
-    with TestClient(app_for(served_node.node)) as client:
+    with TestClient(create_app(node=served_node.node)) as client:
         yield served_node.node, ids, client
 
-
-# -- deletes with cascade ----------------------------------------------------------------------
 
 def test_delete_memory_cascades_to_insights_graph_and_indexes(derived):
     node, ids, client = derived
@@ -163,7 +150,7 @@ def test_forgetting_a_reply_cuts_its_quote_from_the_turn_it_answered(served_node
     derive(url)
     turn = memory_of(node, ids[0], "user_2")
     assert turn["source_event_ids"] == ids and "lovely" in turn["content"]
-    with TestClient(app_for(node)) as client:
+    with TestClient(create_app(node=node)) as client:
         assert client.delete(f"/api/v1/events/{ids[1]}").status_code == 200
         shown = client.get(f"/api/v1/memories/{turn['id']}").json()
     assert shown["content"].startswith("Alice: We adopted a dog called Biscuit")
@@ -213,8 +200,6 @@ def test_cascade_unit():
     assert plan.tombstones[0]["reason"] == forget.REASON_FORGOTTEN
     assert plan.tombstones[1]["reason"] == f"cascade: {forget.REASON_FORGOTTEN}"
 
-
-# -- forget by query ---------------------------------------------------------------------------
 
 def test_forget_by_query_previews_without_change_then_forgets_exactly_the_confirmed(derived):
     node, _, client = derived

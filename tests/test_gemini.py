@@ -11,7 +11,7 @@ import pytest
 from fake_gemini import FakeGemini, fake_vector
 
 from memorose_dagster.errors import MemoroseError
-from memorose_dagster.llm import (
+from memorose_dagster.models import (
     Fact,
     GeminiClient,
     GeminiConfig,

@@ -11,10 +11,10 @@ from conftest import ServedNode, free_port, make_settings, wait_until
 from fake_gemini import FakeGemini
 
 from assets import ALL_ASSETS, l0_events
-from memorose_dagster.llm.gemini import GeminiConfig, GeminiEmbedder, GeminiOutputError
-from memorose_dagster.node import Node
-from memorose_dagster.records import stable_id
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.ids import stable_id
+from memorose_dagster.models.gemini import GeminiConfig, GeminiEmbedder, GeminiOutputError
+from memorose_dagster.node.node import Node
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 USAGE = {"promptTokenCount": 200, "candidatesTokenCount": 40, "totalTokenCount": 240}

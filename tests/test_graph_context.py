@@ -7,7 +7,7 @@ import pytest
 from test_pipeline import ingest, materialize
 
 from memorose_dagster.memory import rank
-from memorose_dagster.memory.context import pack, tokens
+from memorose_dagster.memory.context import pack_context, tokens
 from memorose_dagster.memory.timeparse import resolve
 
 
@@ -60,7 +60,7 @@ def test_context_fits_the_budget(derived_url):
 def test_pack_skips_what_does_not_fit():
     results = [{"layer": "L1", "content": "x" * 400, "provenance": [], "time": "7 May 2023"},
                {"layer": "L1", "content": "short fact", "provenance": [], "time": ""}]
-    text, used = pack(results, 50)
+    text, used = pack_context(results, 50)
     assert used == [results[1]] and tokens(text) <= 50 and "short fact" in text
 
 
@@ -80,8 +80,9 @@ def test_retrieve_expands_from_the_entities_a_query_names(derived_url, served_no
     memories = node.store.derived_for_user("l1", "default", "user_1")
     maria = {m["id"] for m in memories if "Maria" in m["entities"]}
     assert len(maria) == 3
-    assert node.linked_memories("default", "user_1", "what does maria's job involve?") == maria
-    assert node.linked_memories("default", "user_1", "what is the weather like?") == set()
+    linked_to = node.retriever.linked_memories
+    assert linked_to("default", "user_1", "what does maria's job involve?") == maria
+    assert linked_to("default", "user_1", "what is the weather like?") == set()
 
     def scores():
         found = httpx.post(derived_url + "/api/v1/retrieve", json={

@@ -7,10 +7,11 @@ import threading
 
 from conftest import make_settings, wait_until
 
+from memorose_dagster.ids import id_floor, new_id
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
-from memorose_dagster.node import Node
-from memorose_dagster.records import Event, Tombstone, Vector, id_floor, new_id, unpack
+from memorose_dagster.node.node import Node
+from memorose_dagster.records import Event, Tombstone, Vector, unpack
 
 
 def event(i: int, user: str = "u") -> dict:
@@ -59,11 +60,11 @@ def test_read_log_pages_from_a_cursor(tmp_path):
     store = Store(tmp_path / "db")
     for index in range(1, 11):
         store.apply([event(index)], index * 2)  # Raft indexes with gaps (no-ops, membership)
-    page = store.read_log(0, 4)
+    page = store.scan_log(0, 4)[0]
     assert [index for index, _ in page] == [2, 4, 6, 8]
-    rest = store.read_log(page[-1][0], 100)
+    rest = store.scan_log(page[-1][0], 100)[0]
     assert [index for index, _ in rest] == [10, 12, 14, 16, 18, 20]
-    assert store.read_log(20, 10) == []
+    assert store.scan_log(20, 10)[0] == []
     assert rest[0][1][0]["content"] == "event 5"
 
 
@@ -97,8 +98,7 @@ def test_snapshot_then_restart_keeps_everything(tmp_path, embedder):
 
 
 def test_a_record_rewritten_in_one_indexing_page_is_indexed_once(tmp_path, embedder):
-    from memorose_dagster.index.embedding import vector_to_bytes
-    from memorose_dagster.records import Insight
+    from memorose_dagster.records import Insight, vector_to_bytes
 
     node = Node(make_settings(tmp_path / "n"), embedder=embedder)
     node.wait_ready()
@@ -250,14 +250,14 @@ def test_a_snapshot_is_written_while_commits_go_on(tmp_path, embedder, monkeypat
         wait_until(dump.exists, what="first snapshot")
         first = dump_index(dump)
         release, writing = threading.Event(), threading.Event()
-        write = replicated._write_snapshot
+        write = replicated.write_snapshot
 
         def slow_write(path, meta, checkpoint):
             writing.set()
             assert release.wait(30)
             write(path, meta, checkpoint)
 
-        monkeypatch.setattr(replicated, "_write_snapshot", slow_write)
+        monkeypatch.setattr(replicated, "write_snapshot", slow_write)
         ingest(5)
         taken_at = node.store.applied_index
         node.log.forceLogCompaction()

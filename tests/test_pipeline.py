@@ -10,11 +10,11 @@ import pydantic
 import pytest
 
 from assets import ALL_ASSETS
-from memorose_dagster import keys
-from memorose_dagster.definitions import defs
-from memorose_dagster.partitions import range_run_config
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.definitions import defs
+from memorose_dagster.pipeline.partitions import range_run_config
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from memorose_dagster.records import Memory
-from memorose_dagster.resources import ClusterResource, ModelResource
 from sensors import log_sensor, rederive_sensor
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")

@@ -8,9 +8,9 @@ import numpy as np
 from conftest import make_settings
 
 from memorose_dagster.cli import main
-from memorose_dagster.index.embedding import vector_to_bytes
-from memorose_dagster.node import Node
-from memorose_dagster.records import Event, Tombstone, Vector, new_id
+from memorose_dagster.ids import new_id
+from memorose_dagster.node.node import Node
+from memorose_dagster.records import Event, Tombstone, Vector, vector_to_bytes
 
 
 def test_reindex_rebuilds_both_indexes_from_rocksdb(tmp_path, embedder, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tantivy
 
-from memorose_dagster.memory.text import STOPWORDS
+from memorose_dagster.lexicon import STOPWORDS
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _RESERVED = {"and", "or", "not", "to", "in"}  # parser keywords, lowercased words are safe

@@ -52,6 +52,11 @@ def derived_kind_prefix(kind: str) -> bytes:
     return _key("r", kind, "")
 
 
+def access(tenant: str, record_id: str) -> bytes:
+    """A memory's running retrieval count (an ``access`` total)."""
+    return derived("access", tenant, record_id)
+
+
 def user_derived(kind: str, tenant: str, user_id: str, record_id: str) -> bytes:
     return _key("x", kind, tenant, user_id, record_id)
 

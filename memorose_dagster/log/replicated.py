@@ -117,13 +117,16 @@ class MemoryLog(SyncObj):
             self.forceLogCompaction()
         return log_index
 
+    def leader_node(self) -> TCPNode | None:
+        """The leader this member follows (itself when leading), or None during an election."""
+        return self._getLeader()
+
     @replicated
     def barrier(self) -> int:
         # A no-op through the log for consistent reads: once it is applied here, so is every
         # write acknowledged before it was submitted. Changes no state.
         return self.raftLastApplied + 1
 
-    # -- observability -------------------------------------------------------------------------
 
     def getStatus(self) -> dict[str, Any]:
         # Also what a peer's 'status' request over the Raft port returns (cluster status).
@@ -142,7 +145,6 @@ class MemoryLog(SyncObj):
     def _on_state_changed(self, old: int, new: int) -> None:
         log.info("raft state %s -> %s", ROLES.get(old, old), ROLES.get(new, new))
 
-    # -- snapshots (run in pysyncobj's tick thread) --------------------------------------------
 
     def _serialize(self, filename: str, raft_data: tuple) -> None:
         """Take the snapshot here, write it elsewhere. The checkpoint (hard links, ~20 ms) is
@@ -160,7 +162,7 @@ class MemoryLog(SyncObj):
         try:
             self._store.checkpoint(work / "db")
             if not dump.exists():  # the first one: nothing to stand in for it, so write it now
-                _write_snapshot(Path(filename), meta, work / "db")
+                write_snapshot(Path(filename), meta, work / "db")
                 shutil.rmtree(work, ignore_errors=True)
                 self._snapshot_done(SERIALIZER_STATE.SUCCESS, last[1])
                 return
@@ -183,7 +185,7 @@ class MemoryLog(SyncObj):
         writing = dump.with_name(dump.name + ".writing")
         state = SERIALIZER_STATE.FAILED
         try:
-            _write_snapshot(writing, meta, work / "db")
+            write_snapshot(writing, meta, work / "db")
             with self._dump_lock:
                 # A snapshot installed from the leader meanwhile replaced the dump: it is newer.
                 if os.stat(dump).st_ino == standing:
@@ -243,7 +245,7 @@ class MemoryLog(SyncObj):
         return tuple(meta["last"]), tuple(meta["prev"]), cluster
 
 
-def _write_snapshot(path: Path, meta: bytes, checkpoint: Path) -> None:
+def write_snapshot(path: Path, meta: bytes, checkpoint: Path) -> None:
     """The snapshot file: the Raft entries pysyncobj needs and a RocksDB checkpoint, one tar."""
     with open(path, "wb") as raw:
         with tarfile.open(fileobj=raw, mode="w") as tar:

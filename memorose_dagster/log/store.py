@@ -19,11 +19,11 @@ from typing import Any
 
 from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 
-from memorose_dagster.access import apply_access
+from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
-from memorose_dagster.records import FINAL_REASONS, id_floor, id_time_ms, pack, unpack
+from memorose_dagster.log.access_totals import apply_access
+from memorose_dagster.records import DERIVED_KINDS, FINAL_REASONS, KIND_OF_LAYER, pack, unpack
 
-DERIVED_KINDS = ("l1", "l2", "entity", "relation")
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
 
 
@@ -48,7 +48,6 @@ class Store:
         self._db = Rdict(str(self.path), _options())
         self._swap_lock = threading.Lock()
 
-    # -- state machine -------------------------------------------------------------------------
 
     @property
     def applied_index(self) -> int:
@@ -104,7 +103,7 @@ class Store:
             batch.delete(keys.user_derived("access", tenant, target["user_id"], target_id))
         batch.delete(keys.target_key(tenant, kind, target_id))
         batch.delete(keys.vector(tenant, target_id))
-        batch.delete(keys.derived("access", tenant, target_id))
+        batch.delete(keys.access(tenant, target_id))
 
     def _stored_before(self, record: dict[str, Any]) -> bool:
         """An event is written once: a resend of a client-chosen id (or a retried command)
@@ -120,17 +119,16 @@ class Store:
         re-deriving it from an event that is still there must not bring it back."""
         kind = record["kind"]
         if kind == "vector":
-            kind, rid = {"L1": "l1", "L2": "l2"}.get(record["layer"], ""), record["record_id"]
+            kind, rid = KIND_OF_LAYER.get(record["layer"], ""), record["record_id"]
         elif kind in ("l1", "l2"):
             rid = record["id"]
         else:
             return False
-        if not kind:
+        if kind not in ("l1", "l2"):
             return False
         tombstone = self.get(keys.tombstone(record["tenant"], kind, rid))
         return tombstone is not None and tombstone.get("reason") in FINAL_REASONS
 
-    # -- reads ---------------------------------------------------------------------------------
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         raw = self._db.get(key)
@@ -151,14 +149,11 @@ class Store:
         for _, value in self.iter_prefix(prefix):
             yield unpack(value)
 
-    def read_log(self, after: int, limit: int) -> list[tuple[int, list[dict[str, Any]]]]:
-        """Committed entries after index ``after``, oldest first: (index, records present)."""
-        return self.scan_log(after, limit)[0]
-
     def scan_log(self, after: int, limit: int, kinds: set[str] | None = None,
                  until: int | None = None, max_scan: int = 100_000,
                  ) -> tuple[list[tuple[int, list[dict[str, Any]]]], int]:
-        """Like ``read_log``, keeping only records of ``kinds`` (entries with none are skipped),
+        """Committed entries after index ``after``, oldest first, as (index, records present),
+        keeping only records of ``kinds`` (entries with none are skipped),
         up to index ``until``. Returns the entries and the last index scanned (the next cursor).
         """
         out: list[tuple[int, list[dict[str, Any]]]] = []
@@ -254,7 +249,6 @@ class Store:
             h.update(len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value)
         return h.hexdigest()
 
-    # -- snapshots -----------------------------------------------------------------------------
 
     def checkpoint(self, target: str | Path) -> None:
         """A consistent copy of the whole database at ``target`` (hard links where possible)."""

@@ -23,8 +23,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import Any
 
+from memorose_dagster.ids import stable_id
 from memorose_dagster.memory import text, timeparse
-from memorose_dagster.records import Memory, stable_id
+from memorose_dagster.records import Memory
 
 DERIVATION = "local-v3"
 NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" 1, a short real fact >= 3

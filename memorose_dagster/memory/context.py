@@ -21,7 +21,7 @@ def line_of(result: dict[str, Any]) -> str:
     return f"- [{result['layer']}{', ' + when if when else ''}]{marker} {result['content']}"
 
 
-def pack(results: list[dict[str, Any]], max_tokens: int,
+def pack_context(results: list[dict[str, Any]], max_tokens: int,
          header: str = "Relevant memories:") -> tuple[str, list[dict[str, Any]]]:
     """Lines for ``results`` (best first) while they fit ``max_tokens``; a line that does not
     fit is skipped, a shorter one after it may still fit. Returns the text and what it used."""

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from memorose_dagster.ids import stable_id
 from memorose_dagster.memory import text
-from memorose_dagster.records import Memory, stable_id
+from memorose_dagster.records import Memory
 
 Decide = Callable[[Any, list[dict[str, Any]]], list[Any]]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from memorose_dagster.memory.graph import build_graph
 from memorose_dagster.memory.insights import derive_insights
-from memorose_dagster.records import Relation, Tombstone
+from memorose_dagster.records import Relation, Tombstone, record_id
 
 DAY = 86_400.0
 HALF_LIFE_DAYS = 90.0
@@ -126,7 +126,7 @@ class Cascade:
     tombstones: list[Record] = field(default_factory=list)
     updates: list[Record] = field(default_factory=list)
     _gone: dict[str, set[str]] = field(default_factory=dict, repr=False)
-    _new_text: set[str] = field(default_factory=set, repr=False)
+    new_text: set[str] = field(default_factory=set, repr=False)
 
     def records(self) -> list[Record]:
         return self.tombstones + self.updates
@@ -135,22 +135,18 @@ class Cascade:
         """Rewritten L1s and L2s whose text changed: their old vectors still carry what was
         forgotten, so they need new ones."""
         return [r for r in self.updates if r["kind"] in ("l1", "l2")
-                and r["id"] in self._new_text]
+                and r["id"] in self.new_text]
 
     def gone(self, kind: str) -> set[str]:
         return set(self._gone.get(kind, ()))
 
-    def _add(self, record: Record, reason: str) -> None:
-        kind, rid = record["kind"], target_id(record)
+    def add(self, record: Record, reason: str) -> None:
+        kind, rid = record["kind"], record_id(record)
         gone = self._gone.setdefault(kind, set())
         if rid not in gone:
             gone.add(rid)
             self.tombstones.append(Tombstone(tenant=record["tenant"], target_kind=kind,
                                              target_id=rid, reason=reason).to_dict())
-
-
-def target_id(record: Mapping[str, Any]) -> str:
-    return record["event_id"] if record["kind"] == "event" else record["id"]
 
 
 def cascade(targets: Iterable[Record], records: Mapping[str, list[Record]],
@@ -161,7 +157,7 @@ def cascade(targets: Iterable[Record], records: Mapping[str, list[Record]],
     targets = list(targets)
     plan = Cascade()
     for target in targets:
-        plan._add(target, reason)
+        plan.add(target, reason)
     dependent = f"cascade: {reason}"
     texts = {t["event_id"]: t["content"][:TEXT_PROBE] for t in targets if t["kind"] == "event"}
     live, changed = _cascade_memories(plan, records.get("l1", []), texts, dependent)
@@ -182,7 +178,7 @@ def _cascade_memories(plan: Cascade, memories: list[Record], texts: dict[str, st
             continue
         rewritten = _without_events(memory, gone_events, texts)
         if rewritten is None:
-            plan._add(memory, reason)
+            plan.add(memory, reason)
             continue
         if _update_if_changed(plan, memory, rewritten):
             changed.add(memory["id"])
@@ -229,7 +225,7 @@ def _cascade_insights(plan: Cascade, insights: list[Record], live: list[Record],
             derived = {i.id: i for i in derive_insights(live)}
         fresh = derived.get(insight["id"])
         if fresh is None:
-            plan._add(insight, reason)
+            plan.add(insight, reason)
         else:
             _update_if_changed(plan, {**insight, "log_index": 0}, fresh.to_dict())
 
@@ -248,7 +244,7 @@ def _cascade_graph(plan: Cascade, entities: list[Record], relations: list[Record
         if kept:
             _update_if_changed(plan, entity, {**entity, "memory_ids": kept})
         else:
-            plan._add(entity, reason)
+            plan.add(entity, reason)
     _, rebuilt = build_graph(live)
     fresh = {r.id: r for r in rebuilt}
     gone_ends = gone_memories | plan.gone("entity")
@@ -273,7 +269,7 @@ def _cascade_relation(plan: Cascade, relation: Record, fresh: Relation | None, e
             **relation, "weight": fresh.weight, "timestamp": fresh.timestamp,
             "source_event_ids": fresh.source_event_ids})
     elif relation["relation"] in LOCAL_RELATIONS or end_gone or (sources and not kept):
-        plan._add(relation, reason)
+        plan.add(relation, reason)
     else:
         _update_if_changed(plan, relation, {**relation, "source_event_ids": kept})
 
@@ -283,5 +279,5 @@ def _update_if_changed(plan: Cascade, old: Record, new: Record) -> bool:
         return False
     plan.updates.append(new)
     if new.get("content") != old.get("content"):
-        plan._new_text.add(new["id"])
+        plan.new_text.add(new["id"])
     return True

@@ -7,8 +7,9 @@ from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
+from memorose_dagster.ids import stable_id
 from memorose_dagster.memory.consolidate import speaker_of
-from memorose_dagster.records import Entity, Relation, stable_id
+from memorose_dagster.records import Entity, Relation
 
 
 def entity_id(tenant: str, user_id: str, name: str) -> str:

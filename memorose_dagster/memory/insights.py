@@ -17,9 +17,11 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+from memorose_dagster.ids import stable_id
+from memorose_dagster.lexicon import STOPWORDS
 from memorose_dagster.memory.consolidate import own_text, speaker_of
-from memorose_dagster.memory.text import COMMON_WORDS, STOPWORDS
-from memorose_dagster.records import Insight, stable_id
+from memorose_dagster.memory.text import COMMON_WORDS
+from memorose_dagster.records import Insight
 
 MIN_MEMBERS = 3
 MAX_MEMBERS = 5

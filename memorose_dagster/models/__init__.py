@@ -17,7 +17,7 @@ __all__ = [*_GEMINI, *_PROMPTS]
 
 def __getattr__(name: str) -> Any:
     if name in _GEMINI:
-        return getattr(importlib.import_module("memorose_dagster.llm.gemini"), name)
+        return getattr(importlib.import_module("memorose_dagster.models.gemini"), name)
     if name in _PROMPTS:
-        return getattr(importlib.import_module("memorose_dagster.llm.prompts"), name)
+        return getattr(importlib.import_module("memorose_dagster.models.prompts"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,10 @@ the log.
 Retrieval is a read and must stay one: counting a hit into RocksDB directly would be a change of
 state outside the log (DESIGN principle 1), and a log command per hit would turn every read into
 a Raft round. So ``AccessLog`` counts hits per record in memory and flushes them, every few
-seconds or every thousand hits, as ONE log command of ``access`` records (deltas). Each replica's
-state machine adds a delta into the record's running total (``apply_access``), so the totals are
-the same everywhere and decay (``memory/forget.py``) reads them like any other record.
+seconds or every thousand hits, as ONE log command of ``access`` records (deltas). Each
+replica's state machine adds a delta into the record's running total (``log/access_totals.py``),
+so the totals are the same everywhere and decay (``memory/forget.py``) reads them like any
+other record.
 
 Counts are approximate by design: hits still in memory when a node dies are lost; a flush that
 timed out is dropped (it may have committed); one the cluster refused is kept for the next flush
@@ -23,43 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from memorose_dagster.errors import CommitTimeout, MemoroseError
-from memorose_dagster.log import keys
-from memorose_dagster.records import Access, pack
+from memorose_dagster.records import KIND_OF_LAYER, MEMORY_LAYERS, Access
 
 log = logging.getLogger("memorose.access")
 
 FLUSH_EVERY_SECONDS = 5.0
 FLUSH_EVERY_HITS = 1000
-COUNTED_KINDS = {"L1": "l1", "L2": "l2"}
-
-
-def access_key(tenant: str, record_id: str) -> bytes:
-    return keys.derived("access", tenant, record_id)
-
-
-class Batch(Protocol):
-    def put(self, key: bytes, value: bytes) -> None: ...
-
-
-def apply_access(batch: Batch, get: Callable[[bytes], dict[str, Any] | None],
-                 record: dict[str, Any]) -> tuple[bytes, dict[str, Any]] | None:
-    """The state-machine transition of one ``access`` record: add its count to the stored total.
-
-    Deterministic (no clock: ``last_access`` comes from the record). Returns the key and the
-    record as stored, or None when the target record is gone (a forgotten memory keeps no
-    counts). ``get`` must see earlier records of the same command when one command may carry
-    two deltas for the same record (``AccessLog`` never sends two).
-    """
-    tenant, record_id = record["tenant"], record["record_id"]
-    if get(keys.target_key(tenant, record["target_kind"], record_id)) is None:
-        return None
-    key = access_key(tenant, record_id)
-    total = get(key) or {}
-    stored = {**record, "count": int(total.get("count", 0)) + int(record["count"]),
-              "last_access": max(float(total.get("last_access", 0.0)),
-                                 float(record["last_access"]))}
-    batch.put(key, pack(stored))
-    return key, stored
 
 
 class Committer(Protocol):
@@ -100,9 +70,10 @@ class AccessLog:
         now = self._clock()
         with self._wake:
             for result in results:
-                kind = COUNTED_KINDS.get(result.get("layer", ""))
-                if kind is None:
+                layer = result.get("layer", "")
+                if layer not in MEMORY_LAYERS:
                     continue
+                kind = KIND_OF_LAYER[layer]
                 entry = self._pending.setdefault(
                     (tenant, result["user_id"], kind, result["id"]), [0, now])
                 entry[0] += 1
@@ -110,10 +81,6 @@ class AccessLog:
                 self._hits += 1
             if self._hits >= self._flush_hits:
                 self._wake.notify_all()
-
-    def pending(self) -> int:
-        with self._lock:
-            return self._hits
 
     def flush(self) -> int | None:
         """Commit the counts so far as one log command; its index, or None if there were none."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from memorose_dagster.up import stop_requested
+from memorose_dagster.cli.up import stop_requested
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from memorose_dagster.errors import InvalidInput
-from memorose_dagster.index.embedding import Embedder, LocalMiniLM
+from memorose_dagster.models.embedding import Embedder, LocalMiniLM
 
 _LOCAL: LocalMiniLM | None = None
+DEFAULT_PROVIDER = "auto"  # the node and the pipeline share this default
 
 
 def provider(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    choice = env.get("MEMOROSE_MODEL_PROVIDER", "auto") or "auto"
+    choice = env.get("MEMOROSE_MODEL_PROVIDER", DEFAULT_PROVIDER) or DEFAULT_PROVIDER
     if choice not in ("auto", "local", "gemini"):
         raise InvalidInput(f"MEMOROSE_MODEL_PROVIDER must be auto, local or gemini: {choice!r}")
     if choice == "auto":
@@ -39,7 +40,7 @@ def local_embedder() -> LocalMiniLM:
 def make_embedder(env: Mapping[str, str] | None = None) -> Embedder:
     if provider(env) == "local":
         return local_embedder()
-    from memorose_dagster.llm.gemini import GeminiConfig, GeminiEmbedder
+    from memorose_dagster.models.gemini import GeminiConfig, GeminiEmbedder
 
     return GeminiEmbedder(GeminiConfig.from_env(env))
 
@@ -48,6 +49,6 @@ def make_extractor(env: Mapping[str, str] | None = None) -> Any:
     """A ``GeminiExtractor`` when Gemini is the provider, else None (the local consolidator)."""
     if provider(env) == "local":
         return None
-    from memorose_dagster.llm.gemini import GeminiConfig, GeminiExtractor
+    from memorose_dagster.models.gemini import GeminiConfig, GeminiExtractor
 
     return GeminiExtractor(GeminiConfig.from_env(env))

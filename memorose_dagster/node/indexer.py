@@ -14,21 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memorose_dagster.index.embedding import vector_from_bytes
 from memorose_dagster.index.fulltext import FullTextIndex, TextDoc
 from memorose_dagster.index.vectors import VectorIndex, VectorRow
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
-from memorose_dagster.records import LAYER_OF_KIND
+from memorose_dagster.records import KIND_OF_LAYER, LAYER_OF_KIND, record_id, vector_from_bytes
 
 log = logging.getLogger("memorose.indexer")
 
 PAGE = 2000
 OPTIMIZE_EVERY_ROWS = 20_000  # vector rows written between LanceDB compactions
-
-
-def record_id(record: dict[str, Any]) -> str:
-    return record["event_id"] if record["kind"] == "event" else record["id"]
 
 
 class Indexer:
@@ -162,7 +157,7 @@ class Indexer:
     def _vector_row(self, vector: dict[str, Any]) -> VectorRow | None:
         if vector["model"] != self.vectors.model:  # another provider's space: not comparable
             return None
-        kind = {"L0": "event", "L1": "l1", "L2": "l2"}[vector["layer"]]
+        kind = KIND_OF_LAYER[vector["layer"]]
         target = self._store.get(keys.target_key(vector["tenant"], kind, vector["record_id"]))
         if target is None:  # forgotten since: nothing to index
             return None

@@ -7,11 +7,14 @@ id); materializing without a partition re-derives everything.
 """
 
 
+from collections.abc import Sequence
+
 import dagster as dg
 from pydantic import Field
 
+from memorose_dagster.pipeline.asset_keys import MEMORY_ASSETS
+
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1, timezone="UTC")
-ASSET_NAMES = ("l0_events", "l1_memories", "memory_graph", "l2_insights")
 
 
 class LogRange(dg.Config):
@@ -20,5 +23,8 @@ class LogRange(dg.Config):
         "inclusive log index; 0 = the whole partition (backfill) or everything"))
 
 
-def range_run_config(after: int, until: int, names: tuple[str, ...] = ASSET_NAMES) -> dict:
-    return {"ops": {name: {"config": {"after": after, "until": until}} for name in names}}
+def range_run_config(after: int, until: int,
+                     assets: Sequence[dg.AssetKey] = tuple(MEMORY_ASSETS)) -> dict:
+    """Run config giving each of ``assets`` (all memory assets) the same log range."""
+    return {"ops": {key.to_python_identifier(): {"config": {"after": after, "until": until}}
+                    for key in assets}}

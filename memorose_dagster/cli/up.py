@@ -34,7 +34,7 @@ run_monitoring:
 WORKSPACE_YAML = """\
 load_from:
   - python_module:
-      module_name: memorose_dagster.definitions
+      module_name: memorose_dagster.pipeline.definitions
       attribute: defs
       location_name: memorose
       working_directory: {working_directory}

@@ -24,8 +24,8 @@ from google import genai
 from google.genai import errors, types
 
 from memorose_dagster.errors import InvalidInput, MemoroseError
-from memorose_dagster.llm import prompts
-from memorose_dagster.llm.prompts import Fact, UpdateDecision
+from memorose_dagster.models import prompts
+from memorose_dagster.models.prompts import Fact, UpdateDecision
 
 T = TypeVar("T")
 SNIPPET_CHARS = 300

@@ -7,7 +7,8 @@ import os
 import dagster as dg
 
 from assets import ALL_ASSETS
-from memorose_dagster.resources import ClusterResource, ModelResource
+from memorose_dagster.models.provider import DEFAULT_PROVIDER
+from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from sensors import (
     insights_refresh_job,
     log_sensor,
@@ -23,7 +24,7 @@ def build_definitions() -> dg.Definitions:
     admin_key = dg.EnvVar("MEMOROSE_ADMIN_KEY") if os.environ.get("MEMOROSE_ADMIN_KEY") else ""
     cluster = ClusterResource(urls=os.environ.get("MEMOROSE_URL", "http://127.0.0.1:8000"),
                               admin_key=admin_key)
-    model = ModelResource(provider=os.environ.get("MEMOROSE_MODEL_PROVIDER", "local"))
+    model = ModelResource(provider=os.environ.get("MEMOROSE_MODEL_PROVIDER", DEFAULT_PROVIDER))
     return dg.Definitions(
         assets=ALL_ASSETS,
         jobs=[memory_job, insights_refresh_job, memory_decay_job],

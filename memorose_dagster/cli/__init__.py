@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import sys
 from pathlib import Path
 
 from memorose_dagster.settings import Settings
@@ -65,37 +63,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    from memorose_dagster.up import up as run_up
+    from memorose_dagster.cli.up import up as run_up
 
     settings = _settings(args)
     serve_args = ["--host", settings.host, "--port", str(settings.port),
                   "--data-dir", str(settings.home), "--raft-port", str(settings.raft_port),
                   "--node-id", settings.node_id, "--peers", ",".join(settings.peers)]
     return run_up(settings, args.dagster_port, serve_args)
-
-
-def reindex(args: argparse.Namespace) -> int:
-    """Rebuild Tantivy and LanceDB from RocksDB. The node must be stopped."""
-    from memorose_dagster.index.fulltext import FullTextIndex
-    from memorose_dagster.index.vectors import VectorIndex
-    from memorose_dagster.indexer import Indexer
-    from memorose_dagster.llm.provider import make_embedder
-    from memorose_dagster.log.store import Store
-
-    home = args.data_dir
-    store = Store(home / "rocksdb")
-    embedder = make_embedder()
-    indexer = Indexer(store, FullTextIndex(home / "tantivy"),
-                      VectorIndex(home / "lancedb", embedder.dim, embedder.name),
-                      home / "indexed.watermark")
-    indexer.reset()
-    entries = indexer.catch_up()
-    indexer.vectors.optimize()
-    print(f"reindexed {entries} log entries: {indexer.fulltext.num_docs()} documents in Tantivy, "
-          f"{indexer.vectors.count()} vectors in LanceDB")
-    indexer.fulltext.close()
-    store.close()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up.set_defaults(func=up)
     p_reindex = sub.add_parser("reindex", help="rebuild Tantivy and LanceDB from RocksDB")
     _node_flags(p_reindex)
-    p_reindex.set_defaults(func=reindex)
+    p_reindex.set_defaults(func=_reindex)
     _cluster_commands(sub)
     args = parser.parse_args(argv)
     if getattr(args, "config", None) is not None:  # file values become the flags' defaults
@@ -147,49 +121,19 @@ def _cluster_commands(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_cluster_admin)
 
 
-def _cluster_up(nodes: int, host: str, port: int, raft_port: int, home: Path) -> int:
-    from memorose_dagster.cluster_up import cluster_up
+def _reindex(args: argparse.Namespace) -> int:
+    from memorose_dagster.cli.reindex import reindex
 
-    return cluster_up(nodes, host, port, raft_port, home)
+    return reindex(args.data_dir)
 
 
 def _cluster_admin(args: argparse.Namespace) -> int:
-    """``cluster status|add|remove`` over HTTP, trying each URL until one answers."""
-    import httpx
+    from memorose_dagster.cli.cluster_admin import cluster_admin
 
-    key = os.environ.get("MEMOROSE_ADMIN_KEY", "")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    method, path, body = {
-        "status": ("GET", "/api/v1/cluster/status", None),
-        "add": ("POST", "/api/v1/admin/cluster/members", {"address": getattr(args, "address", "")}),
-        "remove": ("DELETE", f"/api/v1/admin/cluster/members/{getattr(args, 'address', '')}",
-                   None)}[args.action]
-    failures = []
-    for url in filter(None, (u.strip().rstrip("/") for u in args.url.split(","))):
-        try:
-            response = httpx.request(method, url + path, json=body, headers=headers, timeout=60)
-        except httpx.TransportError as exc:
-            failures.append(f"{url}: {exc}")
-            continue
-        if response.status_code == 503:
-            failures.append(f"{url}: {response.text}")
-            continue
-        data = response.json()
-        print(_members_table(data) if args.action == "status" and response.is_success
-              else json.dumps(data, indent=2))
-        return 0 if response.is_success else 1
-    print("no node could answer:\n  " + "\n  ".join(failures), file=sys.stderr)
-    return 1
+    return cluster_admin(args.action, args.url, getattr(args, "address", ""))
 
 
-def _members_table(status: dict) -> str:
-    columns = ("node_id", "raft_address", "url", "role", "term", "commit_index",
-               "applied_index", "lag", "reachable", "age_s")
-    rows = [columns] + [tuple(str(m.get(c, "")) for c in columns) for m in status["members"]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
-                     for row in rows)
+def _cluster_up(nodes: int, host: str, port: int, raft_port: int, home: Path) -> int:
+    from memorose_dagster.cli.local_cluster import cluster_up
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return cluster_up(nodes, host, port, raft_port, home)

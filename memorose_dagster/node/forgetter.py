@@ -19,19 +19,24 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memorose_dagster.errors import InvalidInput, NotFound
-from memorose_dagster.index.embedding import vector_to_bytes
 from memorose_dagster.log import keys
-from memorose_dagster.memory.forget import REASON_FORGOTTEN, Cascade, cascade, target_id
-from memorose_dagster.node import Node
-from memorose_dagster.records import Vector
+from memorose_dagster.memory.forget import REASON_FORGOTTEN, Cascade, cascade
+from memorose_dagster.records import (
+    DERIVED_KINDS,
+    KIND_OF_LAYER,
+    LAYER_OF_KIND,
+    Vector,
+    record_id,
+    vector_to_bytes,
+)
+
+if TYPE_CHECKING:
+    from memorose_dagster.node.node import Node
 
 TOKEN_TTL_SECONDS = 600.0
-DERIVED_KINDS = ("l1", "l2", "entity", "relation")
-KIND_OF = {"L0": "event", "L1": "l1", "L2": "l2", "event": "event", "l1": "l1", "l2": "l2"}
-LAYER_OF = {"event": "L0", "l1": "L1", "l2": "L2"}
 
 
 class Forgetter:
@@ -43,20 +48,19 @@ class Forgetter:
         secret = node.settings.resolved_secret().encode()
         self._key = hmac.new(secret, b"memorose/forget-token/v1", hashlib.sha256).digest()
 
-    # -- forget --------------------------------------------------------------------------------
 
-    def find(self, tenant: str, layer_or_kind: str, rid: str) -> dict[str, Any] | None:
-        kind = KIND_OF.get(layer_or_kind)
+    def find(self, tenant: str, layer: str, rid: str) -> dict[str, Any] | None:
+        kind = KIND_OF_LAYER.get(layer)
         if kind is None:
-            raise InvalidInput(f"cannot forget a {layer_or_kind!r}: only L0, L1 and L2 items")
+            raise InvalidInput(f"cannot forget a {layer!r}: only L0, L1 and L2 items")
         return self._node.store.get(keys.target_key(tenant, kind, rid))
 
-    def forget(self, tenant: str, layer_or_kind: str, rid: str,
+    def forget(self, tenant: str, layer: str, rid: str,
                reason: str = REASON_FORGOTTEN) -> dict[str, Any]:
-        """Forget one event, L1 memory or L2 insight and what rests on it, in one command."""
-        target = self.find(tenant, layer_or_kind, rid)
+        """Forget one event (L0), L1 memory or L2 insight and what rests on it, in one command."""
+        target = self.find(tenant, layer, rid)
         if target is None:
-            raise NotFound(f"no {LAYER_OF[KIND_OF[layer_or_kind]]} item {rid!r}")
+            raise NotFound(f"no {layer} item {rid!r}")
         return self.forget_records(tenant, [target], reason)
 
     def forget_records(self, tenant: str, targets: list[dict[str, Any]],
@@ -78,11 +82,10 @@ class Forgetter:
             return []
         embedder = self._node.embedder
         values = embedder.embed([r["content"] for r in rewritten])
-        return [Vector(tenant=r["tenant"], record_id=r["id"], layer=LAYER_OF[r["kind"]],
+        return [Vector(tenant=r["tenant"], record_id=r["id"], layer=LAYER_OF_KIND[r["kind"]],
                        model=embedder.name, values=vector_to_bytes(v)).to_dict()
                 for r, v in zip(rewritten, values, strict=True)]
 
-    # -- forget by query -----------------------------------------------------------------------
 
     def preview(self, tenant: str, user_id: str, query: str, top_k: int,
                 layers: list[str] | None = None) -> dict[str, Any]:
@@ -140,12 +143,12 @@ def _unb64(text: str) -> bytes:
 
 def _report(targets: list[dict[str, Any]], plans: list[Cascade],
             index: int) -> dict[str, Any]:
-    asked = {(t["kind"], target_id(t)) for t in targets}
+    asked = {(t["kind"], record_id(t)) for t in targets}
     removed = [(t["target_kind"], t["target_id"]) for p in plans for t in p.tombstones]
     return {
         "forgotten": [{"id": rid, "kind": kind} for kind, rid in removed if (kind, rid) in asked],
         "cascaded": [{"id": rid, "kind": kind} for kind, rid in removed
                      if (kind, rid) not in asked],
-        "updated": [{"id": target_id(r), "kind": r["kind"]} for p in plans for r in p.updates],
+        "updated": [{"id": record_id(r), "kind": r["kind"]} for p in plans for r in p.updates],
         "log_index": index,
     }

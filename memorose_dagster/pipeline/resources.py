@@ -9,9 +9,14 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from memorose_client import MemoroseClient
-from memorose_dagster.index.embedding import Embedder
-from memorose_dagster.llm.provider import make_embedder, make_extractor, provider
 from memorose_dagster.memory.consolidate import DERIVATION as LOCAL_DERIVATION
+from memorose_dagster.models.embedding import Embedder
+from memorose_dagster.models.provider import (
+    DEFAULT_PROVIDER,
+    make_embedder,
+    make_extractor,
+    provider,
+)
 
 COMMIT_CHUNK = 500  # records per log command: one Raft entry stays well under a few MB
 
@@ -39,9 +44,6 @@ class ClusterResource(dg.ConfigurableResource):
             self._client = MemoroseClient(self.urls, api_key=self.admin_key or None,
                                           timeout=self.timeout)
         return self._client
-
-    def applied_index(self) -> int:
-        return self.client.read_log(0, limit=1, kinds=["tombstone"], until=0)["applied_index"]
 
     def read(self, after: int, until: int | None, kinds: list[str],
              page: int = 2000) -> Iterator[dict[str, Any]]:
@@ -89,7 +91,7 @@ class ModelResource(dg.ConfigurableResource):
     """The model provider: ``auto`` (Gemini when GOOGLE_API_KEY is set, else the offline local
     MiniLM and consolidator), ``local`` or ``gemini``."""
 
-    provider: str = "auto"
+    provider: str = DEFAULT_PROVIDER
 
     _embedder: Embedder | None = PrivateAttr(default=None)
     _extractor: Any = PrivateAttr(default=None)

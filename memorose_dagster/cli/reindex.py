@@ -1,0 +1,29 @@
+"""``memorose reindex``: drop Tantivy and LanceDB and rebuild both from RocksDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memorose_dagster.index.fulltext import FullTextIndex
+from memorose_dagster.index.vectors import VectorIndex
+from memorose_dagster.log.store import Store
+from memorose_dagster.models.provider import make_embedder
+from memorose_dagster.node.indexer import Indexer
+
+
+def reindex(home: Path) -> int:
+    """Rebuild Tantivy and LanceDB from RocksDB. The node must be stopped."""
+
+    store = Store(home / "rocksdb")
+    embedder = make_embedder()
+    indexer = Indexer(store, FullTextIndex(home / "tantivy"),
+                      VectorIndex(home / "lancedb", embedder.dim, embedder.name),
+                      home / "indexed.watermark")
+    indexer.reset()
+    entries = indexer.catch_up()
+    indexer.vectors.optimize()
+    print(f"reindexed {entries} log entries: {indexer.fulltext.num_docs()} documents in Tantivy, "
+          f"{indexer.vectors.count()} vectors in LanceDB")
+    indexer.fulltext.close()
+    store.close()
+    return 0

@@ -1,0 +1,94 @@
+"""Hybrid retrieval on one node: BM25 and vector hits fused, the graph's memories joined, ranked,
+and each result given its provenance back to the raw events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memorose_dagster.log import keys
+from memorose_dagster.log.store import Store
+from memorose_dagster.memory import graph
+from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, fuse, rank
+from memorose_dagster.models.embedding import Embedder
+from memorose_dagster.node.indexer import Indexer
+from memorose_dagster.records import KIND_OF_LAYER, record_id
+
+PROVENANCE_FIELDS = ("event_id", "stream_id", "timestamp", "metadata")
+
+
+class Retriever:
+    def __init__(self, store: Store, indexer: Indexer, embedder: Embedder):
+        self._store = store
+        self._indexer = indexer
+        self._embedder = embedder
+
+    def record(self, tenant: str, layer: str, rid: str) -> dict[str, Any] | None:
+        return self._store.get(keys.target_key(tenant, KIND_OF_LAYER[layer], rid))
+
+    def provenance(self, tenant: str, event_ids: list[str]) -> list[dict[str, Any]]:
+        """The source events still stored, with their metadata as sent."""
+        out = []
+        for event_id in event_ids:
+            event = self._store.get(keys.event(tenant, event_id))
+            if event is not None:
+                out.append({k: event[k] for k in PROVENANCE_FIELDS})
+        return out
+
+    def retrieve(self, tenant: str, user_id: str, query: str, top_k: int,
+                 stream_id: str | None = None, layers: list[str] | None = None,
+                 ) -> list[dict[str, Any]]:
+        pool = max(3 * top_k, 30)
+        text_hits = self._indexer.fulltext.search(query, tenant, user_id, pool, stream_id,
+                                                  layers)
+        query_vector = self._embedder.embed([query])[0]
+        vector_hits = self._indexer.vectors.search(query_vector, tenant, user_id, pool,
+                                                   stream_id, layers)
+        layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
+        fused = fuse(((h.id, h.score) for h in text_hits),
+                     ((h.id, h.similarity) for h in vector_hits))
+        linked = self.linked_memories(tenant, user_id, query) \
+            if layers is None or "L1" in layers else set()
+        # Graph expansion: memories of the entities the query names join the candidates even
+        # when neither index found them, seeded at a fraction of the best match.
+        expanded = linked - layer_of.keys()
+        seed = GRAPH_SEED * (fused[0][1] if fused else 1.0)
+        fused += [(rid, seed) for rid in sorted(expanded)]
+        layer_of |= {rid: "L1" for rid in expanded}
+        candidates = []
+        for rid, score in fused:
+            record = self.record(tenant, layer_of[rid], rid)
+            if record is None:  # forgotten after the index was read
+                continue
+            if rid in expanded and stream_id is not None and record.get("stream_id") != stream_id:
+                continue
+            sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
+            candidates.append(Candidate(rid, layer_of[rid], record, score, frozenset(sources),
+                                        linked=rid in linked))
+        return [self._result(tenant, c.layer, c.record, c.score)
+                for c in rank(candidates, query, top_k)]
+
+    def linked_memories(self, tenant: str, user_id: str, query: str) -> set[str]:
+        """L1 memories linked in the graph to the specific entities the query names."""
+        named = [self._store.get(keys.derived("entity", tenant,
+                                              graph.entity_id(tenant, user_id, name)))
+                 for name in graph.query_names(query)]
+        return graph.expansion([e for e in named if e is not None])
+
+    def _result(self, tenant: str, layer: str, record: dict[str, Any],
+                score: float) -> dict[str, Any]:
+        source_ids = [record["event_id"]] if layer == "L0" else record["source_event_ids"]
+        result = {"id": record_id(record), "layer": layer, "content": record["content"],
+                  "score": round(score, 6), "user_id": record["user_id"],
+                  "stream_id": record.get("stream_id"),
+                  "provenance": self.provenance(tenant, source_ids)}
+        if layer == "L0":
+            result["timestamp"] = record["timestamp"]
+        else:
+            result["importance"] = record.get("importance")
+            if record.get("superseded_by"):
+                result["superseded_by"] = record["superseded_by"]
+            if record.get("time_label"):
+                result["time"] = record["time_label"]
+            if layer == "L2":
+                result["member_ids"] = record["member_ids"]  # the L1 memories it quotes
+        return result

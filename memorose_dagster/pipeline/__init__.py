@@ -1,0 +1,1 @@
+"""Dagster glue: resources, asset keys, partitions and the one Definitions root."""

@@ -1,0 +1,59 @@
+"""Asset and sensor logic against a node in this process (real RocksDB, Tantivy, LanceDB and a
+one-member Raft group; no uvicorn): the fast path for pipeline tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from assets import ALL_ASSETS
+from memorose_dagster.ids import new_id
+from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.in_process import InProcessClusterResource
+from memorose_dagster.pipeline.resources import ModelResource
+from memorose_dagster.records import Event
+from sensors import log_sensor
+
+TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
+MEMORY_ASSETS = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
+FACTS = ["I moved to Lisbon with Maria last spring", "ok",
+         "Maria and I adopted a dog called Biscuit in Lisbon",
+         "We hike near Lisbon with Biscuit every Sunday", "Maria started a new job at Google"]
+
+
+def ingest(node, contents=FACTS, user="user_1"):
+    events = [Event(event_id=new_id(), tenant="default", user_id=user, stream_id="chat",
+                    content=c, timestamp=1_800_000_000.0 + i) for i, c in enumerate(contents)]
+    return node.ingest(events), [e.event_id for e in events]
+
+
+def tick(cluster, cursor=None):
+    with dg.build_sensor_context(cursor=cursor, resources={"cluster": cluster}) as context:
+        return log_sensor(context)
+
+
+def test_the_sensor_requests_one_run_over_the_new_range(node):
+    cluster = InProcessClusterResource.for_node(node)
+    assert isinstance(tick(cluster), dg.SkipReason)
+    index, _ = ingest(node)
+    result = tick(cluster)
+    assert [r.run_key for r in result.run_requests] == [f"log-0-{index}"]
+    assert result.cursor == str(index)
+    assert isinstance(tick(cluster, result.cursor), dg.SkipReason)
+
+
+def test_the_memory_assets_derive_through_an_in_process_node(node):
+    _, ids = ingest(node)
+    resources = {"cluster": InProcessClusterResource.for_node(node), "model": ModelResource()}
+    result = dg.materialize(MEMORY_ASSETS, resources=resources, partition_key=TODAY)
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    memories = node.user_records("l1", "default", "user_1")
+    assert memories and {s for m in memories for s in m["source_event_ids"]} <= set(ids)
+    assert ids[1] not in {s for m in memories for s in m["source_event_ids"]
+                          if len(m["source_event_ids"]) == 1}  # "ok" is noise
+    entities = {e["name"] for e in node.user_records("entity", "default", "user_1")}
+    assert {"Lisbon", "Maria"} <= entities
+    found = node.retrieve("default", "user_1", "where does she live", 5, layers=["L1"])
+    assert found and found[0]["layer"] == "L1"
