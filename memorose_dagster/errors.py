@@ -53,3 +53,10 @@ class Unavailable(MemoroseError):
 class CommitTimeout(MemoroseError):
     status = 504
     code = "commit_timeout"
+
+
+class StartupError(MemoroseError):
+    """A node cannot start as configured (a port taken, a damaged or foreign data directory, a
+    weak secret). The command line prints the message, which says what to do, and exits."""
+
+    code = "startup"
