@@ -40,6 +40,7 @@ class Node:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         home = settings.home
+        secret = settings.resolved_secret()  # a weak one is refused before anything starts
         self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request
         self.store = Store(home / "rocksdb")
@@ -51,7 +52,7 @@ class Node:
         # After a snapshot install the indexer goes on from its watermark: the new store holds
         # the log's per-index key lists, so catching up is exact (and no full rebuild).
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
-                             home / "raft", settings.resolved_secret(),
+                             home / "raft", secret,
                              on_applied=lambda index, _records: self.indexer.notify(index),
                              on_snapshot_installed=lambda: self.indexer.notify(
                                  self.store.applied_index),

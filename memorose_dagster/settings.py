@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from memorose_dagster.errors import MemoroseError
+
 ENV_PREFIX = "MEMOROSE_"
+# The peer password is stretched into the Fernet key that authenticates every Raft frame, and
+# pysyncobj unpickles what it decrypts: a guessable one lets whoever reaches the port run code.
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+class WeakSecret(MemoroseError):
+    """The cluster secret is missing or too short to protect the Raft port."""
 
 
 def _env(name: str, default: str) -> str:
@@ -67,13 +78,43 @@ class Settings:
         """The peer password: configured, or generated once per data directory (mode 600).
 
         There is no default secret: pysyncobj unpickles whatever reaches an unprotected port.
+        Raises ``WeakSecret`` for one shorter than ``MIN_SECRET_BYTES``.
         """
         if self.cluster_secret:
-            return self.cluster_secret
+            return _strong(self.cluster_secret, f"{ENV_PREFIX}CLUSTER_SECRET",
+                           f"Set it to the same random value on every member, e.g. "
+                           f"the output of {MAKE_SECRET}")
         path = self.home / "cluster.secret"
         if not path.exists():
             self.home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32))
-        return path.read_text().strip()
+            _write_private(path, secrets.token_urlsafe(32))
+        return _strong(path.read_text().strip(), str(path),
+                       f"Delete it to have one generated, or write a random one into it "
+                       f"(e.g. {MAKE_SECRET} > {path}); every member needs the same secret")
+
+
+def _strong(secret: str, where: str, fix: str) -> str:
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        raise WeakSecret(f"{where}: the cluster secret is {size} bytes; at least "
+                         f"{MIN_SECRET_BYTES} are needed to protect the Raft port. {fix}")
+    return secret
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` (mode 600) so it is whole or absent, even after a crash or power loss."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp: mode 600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

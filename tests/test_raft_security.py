@@ -1,0 +1,110 @@
+"""The Raft port and the data directory against other users and outsiders: no weak cluster
+secret, the port bound to the node's host, oversized frames dropped before they are buffered,
+and data files readable by the node's own user only."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import free_port, make_settings, wait_until
+from pysyncobj.encryptor import getEncryptor
+
+from memorose_dagster.errors import MemoroseError
+from memorose_dagster.node import Node
+from memorose_dagster.records import Event, new_id
+from memorose_dagster.settings import Settings
+
+
+def event(content: str) -> Event:
+    return Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
+                 content=content, timestamp=1.0)
+
+
+class CreatesFile:
+    """Unpickling this creates ``path``: proof that a payload ran."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
+
+
+# -- the cluster secret ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", ["", "\n", "   \n", "x" * 31 + "\n"])
+def test_a_short_secret_file_is_refused(tmp_path: Path, content: str):
+    home = tmp_path / "node"
+    home.mkdir()
+    (home / "cluster.secret").write_text(content)
+    with pytest.raises(MemoroseError, match=r"cluster\.secret: the cluster secret is \d+ bytes"):
+        Settings(home=home).resolved_secret()
+
+
+def test_a_short_secret_in_the_environment_is_refused(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MEMOROSE_CLUSTER_SECRET", "x" * 31)
+    with pytest.raises(MemoroseError, match="MEMOROSE_CLUSTER_SECRET: .* 31 bytes"):
+        Settings.from_env(home=tmp_path).resolved_secret()
+    monkeypatch.setenv("MEMOROSE_CLUSTER_SECRET", "x" * 32)
+    assert Settings.from_env(home=tmp_path).resolved_secret() == "x" * 32
+
+
+def test_a_node_with_an_empty_secret_file_does_not_start(tmp_path: Path, embedder):
+    settings = make_settings(tmp_path / "node")
+    settings.home.mkdir()
+    (settings.home / "cluster.secret").write_text("\n")
+    try:
+        node = Node(settings, embedder=embedder)
+    except MemoroseError as exc:
+        assert str(settings.home / "cluster.secret") in str(exc)
+    else:  # what the empty secret allowed: a frame under the empty password runs code
+        marker = tmp_path / "pwned"
+        data = getEncryptor("").encrypt(zlib.compress(pickle.dumps(CreatesFile(marker)), 3))
+        try:
+            with socket.create_connection(("127.0.0.1", settings.raft_port), timeout=5) as sock:
+                sock.sendall(struct.pack("i", len(data)) + data)
+                wait_until(marker.exists, timeout=5, what="the outsider's payload to run")
+        finally:
+            node.close()
+        pytest.fail("a node started with an empty cluster secret, and an outsider's pickle ran")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", settings.raft_port), timeout=5).close()
+
+
+def test_serve_says_in_one_line_why_it_refuses_a_weak_secret(tmp_path: Path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memorose_dagster.cli", "serve", "--host", "127.0.0.1",
+         "--port", str(free_port()), "--raft-port", str(free_port()),
+         "--data-dir", str(tmp_path / "node")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "MEMOROSE_CLUSTER_SECRET": "changeme"})
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 1
+    assert "Traceback" not in out + err
+    assert err.strip().splitlines()[-1].startswith(
+        "memorose: MEMOROSE_CLUSTER_SECRET: the cluster secret is 8 bytes")
+
+
+def test_a_generated_secret_is_long_private_and_kept(tmp_path: Path):
+    settings = Settings(home=tmp_path / "node")
+    secret = settings.resolved_secret()
+    path = settings.home / "cluster.secret"
+    assert len(secret.encode()) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in settings.home.iterdir()] == ["cluster.secret"]  # no temp file left
+    assert settings.resolved_secret() == secret == path.read_text()
