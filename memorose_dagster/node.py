@@ -53,6 +53,7 @@ class Node:
         # the log's per-index key lists, so catching up is exact (and no full rebuild).
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
                              home / "raft", secret,
+                             bind_address=settings.raft_bind_address,
                              on_applied=lambda index, _records: self.indexer.notify(index),
                              on_snapshot_installed=lambda: self.indexer.notify(
                                  self.store.applied_index),

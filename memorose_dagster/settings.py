@@ -34,6 +34,7 @@ class Settings:
     home: Path = Path("data")              # MEMOROSE_HOME
     node_id: str = ""                      # defaults to host:port
     raft_port: int = 0                     # defaults to port + 1000
+    raft_bind: str = ""                    # host[:port] the Raft port binds; default host
     peers: tuple[str, ...] = ()            # other members' host:raft_port
     cluster_secret: str = ""               # generated and kept in home/ when empty
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> tenant; empty = open
@@ -55,6 +56,7 @@ class Settings:
             home=Path(_env("HOME", str(cls.home))),
             node_id=_env("NODE_ID", ""),
             raft_port=int(_env("RAFT_PORT", "0")),
+            raft_bind=_env("RAFT_BIND", ""),
             peers=tuple(p.strip() for p in _env("PEERS", "").split(",") if p.strip()),
             cluster_secret=_env("CLUSTER_SECRET", ""),
             api_keys=keys,
@@ -73,6 +75,17 @@ class Settings:
     @property
     def name(self) -> str:
         return self.node_id or f"{self.host}:{self.port}"
+
+    @property
+    def raft_bind_address(self) -> str:
+        """Where the Raft port listens: ``raft_bind`` (a bare host gets the Raft port), else the
+        node's own host, so a node on 127.0.0.1 or a private address is not reachable on
+        every interface."""
+        if not self.raft_bind:
+            return self.raft_address
+        if ":" in self.raft_bind:
+            return self.raft_bind
+        return f"{self.raft_bind}:{self.raft_address.rsplit(':', 1)[1]}"
 
     def resolved_secret(self) -> str:
         """The peer password: configured, or generated once per data directory (mode 600).

@@ -108,3 +108,34 @@ def test_a_generated_secret_is_long_private_and_kept(tmp_path: Path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in settings.home.iterdir()] == ["cluster.secret"]  # no temp file left
     assert settings.resolved_secret() == secret == path.read_text()
+
+
+# -- where the Raft port listens ---------------------------------------------------------------
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_the_raft_port_listens_on_the_node_host_only(node: Node):
+    port = int(node.settings.raft_address.rsplit(":", 1)[1])
+    assert reachable("127.0.0.1", port)
+    assert not reachable("127.0.0.2", port)  # another address of this machine
+
+
+def test_raft_bind_widens_the_listen_address(tmp_path: Path, embedder,
+                                             monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MEMOROSE_RAFT_BIND", "0.0.0.0")
+    base = make_settings(tmp_path / "node")
+    settings = Settings.from_env(home=base.home, port=base.port, raft_port=base.raft_port)
+    assert settings.raft_bind_address == f"0.0.0.0:{base.raft_port}"
+    node = Node(settings, embedder=embedder)
+    try:
+        node.wait_ready()
+        assert reachable("127.0.0.2", base.raft_port)
+        assert node.ingest([event("bound to every interface")]) > 0
+    finally:
+        node.close()

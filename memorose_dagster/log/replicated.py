@@ -57,7 +57,8 @@ class MemoryLog(SyncObj):
     def __init__(self, self_address: str, peers: list[str], store: Store, raft_dir: Path,
                  password: str, on_applied: AppliedCallback,
                  on_snapshot_installed: Callable[[], None],
-                 extra_status: Callable[[], dict[str, Any]] | None = None, **conf: Any):
+                 extra_status: Callable[[], dict[str, Any]] | None = None,
+                 bind_address: str | None = None, **conf: Any):
         # Set before SyncObj.__init__: its tick thread may start applying the journal at once.
         self._store = store
         self._on_applied = on_applied
@@ -75,6 +76,8 @@ class MemoryLog(SyncObj):
             leftover.unlink()
         settings = dict(
             password=password,
+            # pysyncobj's default is every interface (0.0.0.0) on the port of self_address.
+            bindAddress=bind_address or self_address,
             journalFile=str(raft_dir / "journal"),
             fullDumpFile=str(raft_dir / "snapshot.tar"),
             serializer=self._serialize,
