@@ -54,6 +54,7 @@ class Node:
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
                              home / "raft", secret,
                              bind_address=settings.raft_bind_address,
+                             max_frame_bytes=settings.raft_max_frame_bytes,
                              on_applied=lambda index, _records: self.indexer.notify(index),
                              on_snapshot_installed=lambda: self.indexer.notify(
                                  self.store.applied_index),

@@ -35,6 +35,7 @@ class Settings:
     node_id: str = ""                      # defaults to host:port
     raft_port: int = 0                     # defaults to port + 1000
     raft_bind: str = ""                    # host[:port] the Raft port binds; default host
+    raft_max_frame_bytes: int = 64 * 1024 * 1024  # > 1.5 x max_body_bytes (a forwarded ingest)
     peers: tuple[str, ...] = ()            # other members' host:raft_port
     cluster_secret: str = ""               # generated and kept in home/ when empty
     api_keys: dict[str, str] = field(default_factory=dict)  # key -> tenant; empty = open
@@ -57,6 +58,8 @@ class Settings:
             node_id=_env("NODE_ID", ""),
             raft_port=int(_env("RAFT_PORT", "0")),
             raft_bind=_env("RAFT_BIND", ""),
+            raft_max_frame_bytes=int(_env("RAFT_MAX_FRAME_BYTES",
+                                          str(cls.raft_max_frame_bytes))),
             peers=tuple(p.strip() for p in _env("PEERS", "").split(",") if p.strip()),
             cluster_secret=_env("CLUSTER_SECRET", ""),
             api_keys=keys,

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import os
 import pickle
+import secrets
 import socket
 import stat
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
 import pytest
 from conftest import free_port, make_settings, wait_until
+from cryptography.fernet import Fernet
 from pysyncobj.encryptor import getEncryptor
 
 from memorose_dagster.errors import MemoroseError
@@ -137,5 +141,122 @@ def test_raft_bind_widens_the_listen_address(tmp_path: Path, embedder,
         node.wait_ready()
         assert reachable("127.0.0.2", base.raft_port)
         assert node.ingest([event("bound to every interface")]) > 0
+    finally:
+        node.close()
+
+
+# -- frame limits ------------------------------------------------------------------------------
+
+class Flood(threading.Thread):
+    """An outsider on the Raft port: an HTTP request line (read as a 542 MB frame length), then
+    zeros for up to ``total`` bytes or ``seconds``, whichever ends first."""
+
+    def __init__(self, port: int, total: int = 64 * 2**20, seconds: float = 8.0):
+        super().__init__(daemon=True)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=seconds)
+        self.total, self.seconds = total, seconds
+        self.sent = 0
+        self.closed_by_peer = threading.Event()
+        self.started_sending = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        chunk = b"\x00" * 2**20
+        try:
+            self.sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            self.started_sending.set()
+            while self.sent < self.total and time.monotonic() < deadline:
+                self.sent += self.sock.send(chunk)
+            if self.sock.recv(1) == b"":
+                self.closed_by_peer.set()
+        except (BrokenPipeError, ConnectionResetError):
+            self.closed_by_peer.set()
+        except TimeoutError:
+            pass
+        finally:
+            self.started_sending.set()
+
+
+def test_an_outsiders_huge_frame_is_dropped_and_commits_go_on(node: Node):
+    port = int(node.settings.raft_address.rsplit(":", 1)[1])
+    flood = Flood(port)
+    flood.start()
+    try:
+        assert flood.started_sending.wait(10)
+        started = time.monotonic()
+        node.ingest([event("written during a flood")])
+        took = time.monotonic() - started
+        assert took < 2.0, f"an ingest took {took:.1f}s while an outsider streamed"
+        assert flood.closed_by_peer.wait(10), "the Raft port kept reading an outsider's frame"
+        # What the node could have buffered is at most what got through before it hung up:
+        # socket buffers, not the 64 MB on offer.
+        assert flood.sent < 16 * 2**20, flood.sent
+    finally:
+        flood.sock.close()
+        flood.join(15)
+    assert node.ingest([event("written after")]) > 0
+
+
+def incompressible(size: int) -> str:
+    return secrets.token_hex(size // 2)
+
+
+class Member:
+    """A peer that knows the secret, on a blocking socket: pysyncobj's key exchange, then
+    requests. (``cluster.peer_call`` stalls on a request larger than its socket send buffer.)"""
+
+    def __init__(self, address: str, encryptor: Fernet):
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.encryptor = encryptor
+        self.key = os.urandom(32)
+        self._send(self.key)
+        self.their_key = self._receive()
+
+    def call(self, command: list) -> object:
+        self._send((self.their_key, command))
+        return self._receive()
+
+    def _send(self, message: object) -> None:
+        data = self.encryptor.encrypt(zlib.compress(pickle.dumps(message), 3))
+        self.sock.sendall(struct.pack("i", len(data)) + data)
+
+    def _receive(self) -> object:
+        (size,) = struct.unpack("i", self._exactly(4))
+        key, message = pickle.loads(zlib.decompress(self.encryptor.decrypt(self._exactly(size))))
+        assert key == self.key
+        return message
+
+    def _exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            more = self.sock.recv(size - len(data))
+            if not more:
+                raise ConnectionError("closed by the node")
+            data += more
+        return data
+
+
+def test_a_peer_with_the_secret_may_send_frames_above_the_first_frame_cap(node: Node):
+    # 300 kB of hex compresses to ~150 kB; the frame is ~200 kB, over the 64 KiB before-login cap.
+    member = Member(node.settings.raft_address, node.log.encryptor)
+    with member.sock:
+        assert member.call(["status", incompressible(300_000)])["state"] == 2
+
+
+def test_a_frame_above_the_limit_is_dropped_even_from_a_peer_with_the_secret(tmp_path: Path,
+                                                                            embedder):
+    node = Node(make_settings(tmp_path / "node", raft_max_frame_bytes=256 * 1024),
+                embedder=embedder)
+    try:
+        node.wait_ready()
+        address = node.settings.raft_address
+        member = Member(address, node.log.encryptor)
+        with member.sock, pytest.raises(OSError):  # ConnectionError or a reset
+            member.call(["status", incompressible(1_000_000)])
+        member = Member(address, node.log.encryptor)
+        with member.sock:
+            assert member.call(["status", incompressible(100_000)])["state"] == 2
+        assert node.ingest([event("still committing")]) > 0
     finally:
         node.close()
