@@ -27,7 +27,7 @@ from memorose_dagster.log.store import Store
 from memorose_dagster.memory import graph
 from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, fuse, rank
 from memorose_dagster.records import Event, pack
-from memorose_dagster.settings import Settings
+from memorose_dagster.settings import Settings, secure_home
 
 log = logging.getLogger("memorose.node")
 
@@ -40,6 +40,7 @@ class Node:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         home = settings.home
+        secure_home(home)  # before anything is written under it
         secret = settings.resolved_secret()  # a weak one is refused before anything starts
         self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,3 +135,17 @@ def _write_private(path: Path, text: str) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def secure_home(home: Path) -> None:
+    """Keep a node's data to its own user: umask 077 for this process (RocksDB, Tantivy,
+    LanceDB and the Raft journal create files with the process umask) and ``home`` mode 700.
+
+    Call it before anything is created under ``home``. A ``home`` owned by another user is left
+    as it is.
+    """
+    os.umask(0o077)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = home.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        home.chmod(stat.S_IMODE(info.st_mode) & 0o700)

@@ -260,3 +260,32 @@ def test_a_frame_above_the_limit_is_dropped_even_from_a_peer_with_the_secret(tmp
         assert node.ingest([event("still committing")]) > 0
     finally:
         node.close()
+
+
+# -- the data directory ------------------------------------------------------------------------
+
+def test_data_files_are_private_to_the_node_user_under_umask_022(tmp_path: Path, embedder):
+    previous = os.umask(0o022)
+    try:
+        home = tmp_path / "node"
+        home.mkdir()
+        home.chmod(0o755)  # an existing data directory, as an earlier version left it
+        settings = make_settings(home)
+        node = Node(settings, embedder=embedder)
+        try:
+            node.wait_ready()
+            node.ingest([event("a private fact")])
+            wait_until(lambda: node.indexer.indexed >= node.store.applied_index, what="indexed")
+            node.log.forceLogCompaction()
+            wait_until((home / "raft" / "snapshot.tar").exists, what="snapshot written")
+        finally:
+            node.close()
+    finally:
+        os.umask(previous)
+    exposed = []
+    for path in [home, *home.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if mode & 0o077 and not path.is_symlink():
+            exposed.append(f"{oct(mode)} {path.relative_to(tmp_path)}")
+    assert not exposed, "readable by other users:\n" + "\n".join(exposed)
+    assert len(list(home.rglob("*"))) > 10  # the walk did see RocksDB, Tantivy, LanceDB, raft
