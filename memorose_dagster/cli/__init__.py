@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from memorose_dagster.settings import Settings
+from memorose_dagster.settings import Settings, WeakSecret
 
 
 def _node_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +56,10 @@ def serve(args: argparse.Namespace) -> int:
     from api import create_app
 
     settings = _settings(args)
+    try:  # here, not in the app's startup, so it is one line and not uvicorn's traceback
+        settings.resolved_secret()
+    except WeakSecret as exc:
+        raise SystemExit(f"memorose: {exc}") from None
     logging.getLogger("memorose").info("node %s, data in %s", settings.name, settings.home)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=10)

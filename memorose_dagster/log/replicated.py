@@ -8,6 +8,7 @@ hooks, so log compaction works and a lagging or new replica installs the whole s
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -25,6 +26,7 @@ from pysyncobj.monotonic import monotonic
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 
+from memorose_dagster.log.peer_guard import MAX_FRAME_BYTES, GuardedTransport
 from memorose_dagster.log.store import Store
 from memorose_dagster.records import pack, unpack
 
@@ -57,7 +59,9 @@ class MemoryLog(SyncObj):
     def __init__(self, self_address: str, peers: list[str], store: Store, raft_dir: Path,
                  password: str, on_applied: AppliedCallback,
                  on_snapshot_installed: Callable[[], None],
-                 extra_status: Callable[[], dict[str, Any]] | None = None, **conf: Any):
+                 extra_status: Callable[[], dict[str, Any]] | None = None,
+                 bind_address: str | None = None, max_frame_bytes: int = MAX_FRAME_BYTES,
+                 **conf: Any):
         # Set before SyncObj.__init__: its tick thread may start applying the journal at once.
         self._store = store
         self._on_applied = on_applied
@@ -75,6 +79,8 @@ class MemoryLog(SyncObj):
             leftover.unlink()
         settings = dict(
             password=password,
+            # pysyncobj's default is every interface (0.0.0.0) on the port of self_address.
+            bindAddress=bind_address or self_address,
             journalFile=str(raft_dir / "journal"),
             fullDumpFile=str(raft_dir / "snapshot.tar"),
             serializer=self._serialize,
@@ -94,7 +100,9 @@ class MemoryLog(SyncObj):
             onStateChanged=self._on_state_changed,
         )
         settings.update(conf)
-        super().__init__(self_address, peers, SyncObjConf(**settings))
+        super().__init__(self_address, peers, SyncObjConf(**settings),
+                         transportClass=functools.partial(GuardedTransport,
+                                                          max_frame=max_frame_bytes))
         self._guard_incoming_snapshots()
         self.addOnTickCallback(self._on_tick)
         if peers:

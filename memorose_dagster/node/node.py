@@ -29,7 +29,7 @@ from memorose_dagster.node.members import MemberView
 from memorose_dagster.node.memories import Memories
 from memorose_dagster.node.retrieval import Retriever
 from memorose_dagster.records import Event, pack, record_from_dict
-from memorose_dagster.settings import Settings
+from memorose_dagster.settings import Settings, secure_home
 
 log = logging.getLogger("memorose.node")
 
@@ -40,6 +40,8 @@ class Node:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         home = settings.home
+        secure_home(home)  # before anything is written under it
+        secret = settings.resolved_secret()  # a weak one is refused before anything starts
         self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request
         self.store = Store(home / "rocksdb")
@@ -51,7 +53,9 @@ class Node:
         # After a snapshot install the indexer goes on from its watermark: the new store holds
         # the log's per-index key lists, so catching up is exact (and no full rebuild).
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
-                             home / "raft", settings.resolved_secret(),
+                             home / "raft", secret,
+                             bind_address=settings.raft_bind_address,
+                             max_frame_bytes=settings.raft_max_frame_bytes,
                              on_applied=lambda index, _records: self.indexer.notify(index),
                              on_snapshot_installed=lambda: self.indexer.notify(
                                  self.store.applied_index),
