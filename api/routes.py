@@ -111,7 +111,7 @@ async def _consistent(request: Request, wanted: bool) -> None:
 
 async def get_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    await _consistent(request, request.query_params.get("consistent") in ("1", "true"))
+    await _consistent(request, bool_param(request.query_params, "consistent"))
     event = node_of(request).get_event(tenant, request.path_params["event_id"])
     event.pop("tenant", None)
     event.pop("kind", None)
@@ -229,6 +229,13 @@ def int_param(params: Any, name: str, default: int) -> int:
         return int(params.get(name, default))
     except ValueError as exc:
         raise InvalidInput(f"{name} must be an integer", field=name) from exc
+
+
+def bool_param(params: Any, name: str) -> bool:
+    value = params.get(name, "false")
+    if value not in ("1", "true", "0", "false"):
+        raise InvalidInput(f"{name} must be true or false (or 1 or 0)", field=name)
+    return value in ("1", "true")
 
 
 async def commit(request: Request) -> JSONResponse:
