@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
+from api.body import read_body
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
 from memorose_dagster import cluster
-from memorose_dagster.errors import Conflict, InvalidInput, PayloadTooLarge
+from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.log import keys
 from memorose_dagster.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id, record_from_dict
@@ -23,29 +22,6 @@ from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event, new_id
 
 def node_of(request: Request) -> Node:
     return request.app.state.node
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-async def read_body(request: Request, model: type[M]) -> M:
-    limit = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
-        chunks.append(chunk)
-    try:
-        data = json.loads(b"".join(chunks))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed JSON: {exc}", field="") from exc
-    if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object", field="")
-    return model.model_validate(data)
 
 
 def _event(request: Request, tenant: str, body: EventIn, field: str) -> Event:
