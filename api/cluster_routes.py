@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin, tenant_of
-from api.routes import node_of, read_body
+from api.body import read_body
+from api.routes import node_of
 from memorose_dagster.errors import InvalidInput
 
 WAIT_LIMIT = 120.0  # seconds: the longest wait a caller may ask for

@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import tenant_of
-from api.routes import int_param, node_of, read_body
+from api.body import read_body
+from api.routes import int_param, node_of
 from api.schemas import ContextIn
 from memorose_dagster.errors import InvalidInput, NotFound
 from memorose_dagster.memory.context import pack_context, tokens

@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import tenant_of
-from api.routes import int_param, node_of, read_body
+from api.body import read_body
+from api.routes import int_param, node_of
 from api.schemas import Id, Layer, Strict
 from memorose_dagster.errors import InvalidInput
 from memorose_dagster.node.node import Node

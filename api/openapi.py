@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.cluster_routes import WAIT_LIMIT, MemberIn
 from api.memory_routes import ForgetConfirmIn, ForgetQueryIn
 from api.schemas import CommitIn, ContextIn, EventBatchIn, EventIn, RetrieveIn
 
@@ -36,28 +37,34 @@ def _op(summary: str, ok: int, description: str, body: type[BaseModel] | None = 
     return op
 
 
-BAD = {"_400": "invalid input (the error names the field)", "_401": "missing or unknown key",
-       "_413": "body over the size limit", "_503": "no leader / no quorum"}
+BODY = {"_400": "invalid input (the error names the field)",
+        "_413": "body over the size limit",
+        "_415": "body not sent as application/json (or application/*+json)"}
+BAD = {**BODY, "_401": "missing or unknown key", "_503": "no leader / no quorum"}
+RESENT = {"_409": "event_id already stored with another user, stream, content or metadata"}
 
 
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
     for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, ForgetQueryIn,
-                  ForgetConfirmIn):
+                  ForgetConfirmIn, MemberIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     paths = {
         "/health": {"get": _op("Liveness and Raft role", 200, "ok")},
         "/api/v1/events": {"post": _op("Ingest one event", 201, "{event_id, log_index}",
-                                       EventIn, **BAD)},
+                                       EventIn, **BAD, **RESENT)},
         "/api/v1/events/batch": {"post": _op(
             "Ingest a batch (all or nothing)", 201, "{event_ids, log_index} in the order sent",
-            EventBatchIn, **BAD)},
+            EventBatchIn, **BAD, **RESENT)},
         "/api/v1/events/{event_id}": {"get": {**_op("One event as stored", 200, "the event",
+                                                    _400="consistent not a boolean",
                                                     _404="unknown event id"),
-            "parameters": [{"name": "event_id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}]}},
+            "parameters": _path_param("event_id") + [{
+                "name": "consistent", "in": "query",
+                "schema": {"enum": ["true", "false", "1", "0"]},
+                "description": "first wait for every write acknowledged before this request"}]}},
         "/api/v1/retrieve": {"post": _op(
             "Hybrid retrieval with provenance", 200, "{results: [{id, layer, content, score, "
             "provenance}]}", RetrieveIn, _404="unknown user_id", **BAD)},
@@ -65,9 +72,11 @@ def build() -> dict[str, Any]:
                                               200, "status")},
         "/api/v1/admin/log": {"get": {**_op("Committed log entries after a cursor (admin)",
                                             200, "{entries, next_cursor, applied_index}",
+                                            _400="bad after, until, limit or kinds",
                                             _403="admin key required"),
-            "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer"}}]}},
+            "parameters": [{"name": n, "in": "query", "schema": {"type": "integer"}}
+                           for n in ("after", "limit", "until")]
+            + [{"name": "kinds", "in": "query", "schema": {"type": "string"}}]}},
         "/api/v1/admin/records": {"get": {**_op(
             "Every record of one kind for one user (admin)", 200, "{records}",
             _400="unknown kind or missing user_id", _403="admin key required"),
@@ -151,22 +160,26 @@ def _graph_and_pipeline_paths() -> dict[str, Any]:
 def _cluster_paths() -> dict[str, Any]:
     timeout = [{"name": "timeout", "in": "query", "schema": {"type": "number"}}]
     admin = {"_403": "admin key required", "_503": "no quorum / not caught up in time"}
+    bad_timeout = {"_400": f"timeout not a number within (0, {WAIT_LIMIT:.0f}]"}
     return {
         "/api/v1/cluster/sync": {"post": {**_op(
             "Wait until this node reflects every write acknowledged before the call", 200,
-            "{applied_index, node_id}", _503="no quorum or timeout"), "parameters": timeout}},
+            "{applied_index, node_id}", _503="no quorum or timeout", **bad_timeout),
+            "parameters": timeout}},
         "/api/v1/admin/cluster/members": {"post": _op(
             "Add a member by Raft address {address: host:raft_port} (admin)", 201,
-            "{members}", _400="bad or known address", **admin)},
+            "{members}", MemberIn, **(BODY | {"_400": "bad or known address"}), **admin)},
         "/api/v1/admin/cluster/members/{address}": {"delete": {**_op(
             "Remove a member; a leader hands over first (admin)", 200, "{members}",
-            _404="not a member", **admin), "parameters": _path_param("address")}},
+            _400="a node cannot remove itself", _404="not a member", **admin),
+            "parameters": _path_param("address")}},
         "/api/v1/admin/snapshot": {"post": {**_op(
             "Snapshot now and compact this node's Raft log (admin)", 200,
-            "{written, snapshot_bytes, log_len, applied_index}", **admin),
+            "{written, snapshot_bytes, log_len, applied_index}", **bad_timeout, **admin),
             "parameters": timeout}},
         "/api/v1/admin/digest": {"get": {**_op(
             "SHA-256 of this replica's RocksDB once caught up (admin)", 200,
-            "{digest, applied_index, raft_applied_index, commit_index}", **admin),
+            "{digest, applied_index, raft_applied_index, commit_index}", **bad_timeout,
+            **admin),
             "parameters": timeout}},
     }

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
+from api.body import read_body
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
-from memorose_dagster.errors import Conflict, InvalidInput, PayloadTooLarge
+from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_id
 from memorose_dagster.node.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event
@@ -21,29 +20,6 @@ from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event
 
 def node_of(request: Request) -> Node:
     return request.app.state.node
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-async def read_body(request: Request, model: type[M]) -> M:
-    limit = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
-        chunks.append(chunk)
-    try:
-        data = json.loads(b"".join(chunks))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed JSON: {exc}", field="") from exc
-    if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object", field="")
-    return model.model_validate(data)
 
 
 def _event(request: Request, tenant: str, body: EventIn, field: str) -> Event:
@@ -109,7 +85,7 @@ async def _consistent(request: Request, wanted: bool) -> None:
 
 async def get_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    await _consistent(request, request.query_params.get("consistent") in ("1", "true"))
+    await _consistent(request, bool_param(request.query_params, "consistent"))
     event = node_of(request).get_event(tenant, request.path_params["event_id"])
     event.pop("tenant", None)
     event.pop("kind", None)
@@ -223,6 +199,13 @@ def int_param(params: Any, name: str, default: int) -> int:
         return int(params.get(name, default))
     except ValueError as exc:
         raise InvalidInput(f"{name} must be an integer", field=name) from exc
+
+
+def bool_param(params: Any, name: str) -> bool:
+    value = params.get(name, "false")
+    if value not in ("1", "true", "0", "false"):
+        raise InvalidInput(f"{name} must be true or false (or 1 or 0)", field=name)
+    return value in ("1", "true")
 
 
 async def commit(request: Request) -> JSONResponse:

@@ -1,18 +1,39 @@
-"""Request bodies, validated with pydantic: unknown fields are rejected, ids must be plain text."""
+"""Request bodies, validated with pydantic: unknown fields are rejected, ids must be plain text.
+
+What JSON can say but the store cannot keep (NaN, huge integers, lone surrogates, deep nesting)
+is refused before these models see a body, in ``api.body``.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+# Cc: C0 controls (the key separator \x1f among them), DEL and the C1 controls; Zl and Zp:
+# U+2028 and U+2029, which end a line in JavaScript and in many log viewers.
+NOT_IN_IDS = {"Cc", "Zl", "Zp"}
+EARLIEST, LATEST = 0.0, 253402300799.0  # 1970-01-01T00:00:00Z, 9999-12-31T23:59:59Z
 
 
 def _plain_id(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty or blank")
-    if any(ord(ch) < 32 for ch in value):
-        raise ValueError("must not contain control characters")
+    if any(unicodedata.category(ch) in NOT_IN_IDS for ch in value):
+        raise ValueError("must not contain control characters or line separators")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    """Event times become Unix seconds and, downstream, UTC dates: years 1970..9999 only."""
+    try:
+        seconds = value.timestamp()  # local time for a naive value, which can overflow
+    except (OverflowError, ValueError, OSError) as exc:
+        raise ValueError("must be within 1970-01-01 and 9999-12-31 (UTC)") from exc
+    if not EARLIEST <= seconds <= LATEST:
+        raise ValueError("must be within 1970-01-01 and 9999-12-31 (UTC)")
     return value
 
 
@@ -24,8 +45,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-EventId = Annotated[StrictStr, Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description=(
+# A ULID is 128 bits in 26 base-32 digits (130 bits): the first digit is at most 7.
+EventId = Annotated[StrictStr, Field(pattern=r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", description=(
     "optional, a ULID the client made: a resend with the same id stores nothing new"))]
+EventTime = Annotated[datetime, AfterValidator(_in_range)]
 
 
 class EventIn(Strict):
@@ -34,8 +57,8 @@ class EventIn(Strict):
     stream_id: Id
     content: Annotated[StrictStr, Field(min_length=1)]
     content_type: Annotated[StrictStr, Field(min_length=1, max_length=128)] = "text"
-    timestamp: datetime | None = Field(
-        default=None, description="ISO 8601 or Unix seconds; the node's receive time if absent")
+    timestamp: EventTime | None = Field(default=None, description=(
+        "ISO 8601 or Unix seconds, within 1970..9999 UTC; the node's receive time if absent"))
     metadata: dict[str, Any] = Field(default_factory=dict,
                                      description="Any JSON object, returned as sent")
 
@@ -55,7 +78,7 @@ class QueryIn(Strict):
 
 class RetrieveIn(QueryIn):
     top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
-    consistent: bool = Field(default=False, description=(
+    consistent: StrictBool = Field(default=False, description=(
         "reflect every write acknowledged before this request, on any node (one Raft round)"))
 
 

@@ -84,6 +84,17 @@ def test_health_status_and_openapi(client, node: Node):
         assert path in doc["paths"]
     routes = {re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", r.path) for r in client.app.routes}
     assert routes - {"/api/v1/openapi.json"} <= set(doc["paths"])  # every route documented
+    methods = {"get", "post", "delete"}
+    for path, item in doc["paths"].items():
+        for method, op in ((m, o) for m, o in item.items() if m in methods):
+            responses = set(op["responses"])
+            if method == "post" or "requestBody" in op or any(
+                    p["in"] == "query" for p in op.get("parameters", [])):
+                assert "400" in responses, (method, path)
+            if "requestBody" in op:
+                assert {"413", "415"} <= responses, (method, path)
+    for path in ("/api/v1/events", "/api/v1/events/batch"):
+        assert "409" in doc["paths"][path]["post"]["responses"]
     assert doc["components"]["schemas"]["EventIn"]["required"] == [
         "user_id", "stream_id", "content"]
 

@@ -204,7 +204,7 @@ def incompressible(size: int) -> str:
 
 class Member:
     """A peer that knows the secret, on a blocking socket: pysyncobj's key exchange, then
-    requests. (``node.members.peer_call`` stalls on a request larger than its socket send buffer.)"""
+    requests. (``members.peer_call`` stalls on a request larger than its send buffer.)"""
 
     def __init__(self, address: str, encryptor: Fernet):
         host, port = address.rsplit(":", 1)

@@ -1,0 +1,104 @@
+"""Request bodies: a JSON media type, a size limit, and only JSON that the store can carry.
+
+Python's json module reads more than JSON (NaN, Infinity, ``1e400`` as inf, integers of any
+size, lone surrogates from ``\\ud800`` escapes), and msgpack and UTF-8 refuse some of it: such a
+value, once committed, broke every later read of it. So a body is checked as a whole, before
+the schema sees it, and a refusal names the path to the value (``events.0.metadata.score``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from memorose_dagster.errors import InvalidInput, MemoroseError, PayloadTooLarge
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_DEPTH = 32  # objects and arrays in a body nest at most this deep, the body itself is 1
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what msgpack stores: int64 and uint64
+# An integer literal longer than this is outside INT_MIN..INT_MAX whatever its digits; reading
+# it as INT_MAX + 1 lets the check below name its path, and spares int() a 4,300-digit parse.
+INT_CHARS = len(str(INT_MIN))
+
+
+class UnsupportedMediaType(MemoroseError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def _check_media_type(request: Request) -> None:
+    """JSON as ``application/json`` or ``application/*+json``; no content-type is read as JSON
+    too (a hand-written request often sends none), but a declared other type is refused."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    kind, _, sub = media.partition("/")
+    if not media or (kind == "application" and (sub == "json" or sub.endswith("+json"))):
+        return
+    raise UnsupportedMediaType(f"the body must be JSON sent as application/json (or "
+                               f"application/*+json), not {media}")
+
+
+def _int(literal: str) -> int:
+    return int(literal) if len(literal) <= INT_CHARS else INT_MAX + 1
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_int=_int)
+    except RecursionError as exc:
+        raise InvalidInput(f"the body nests deeper than {MAX_DEPTH} levels", field="") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"malformed JSON: {exc}", field="") from exc
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    """Refuse, by path, what msgpack, UTF-8 or a JSON reply cannot carry."""
+    where = path or "the body"
+    if isinstance(value, dict | list):
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"{where}: nested deeper than {MAX_DEPTH} levels", field=path)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and not _utf8(key):
+                raise InvalidInput(f"{where}: a key is not valid Unicode (a lone surrogate)",
+                                   field=path)
+            _check_value(item, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(value, str) and not _utf8(value):
+        raise InvalidInput(f"{where}: not valid Unicode (a lone surrogate)", field=path)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{where}: must be a finite number (not NaN, Infinity or beyond "
+                           f"1.8e308)", field=path)
+    elif isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        raise InvalidInput(f"{where}: integers must be within -2**63..2**64-1", field=path)
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    """The body as ``model``: 415 for a non-JSON type, 413 over the limit, 400 for the rest."""
+    _check_media_type(request)
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
+        chunks.append(chunk)
+    data = _parse(b"".join(chunks))
+    if not isinstance(data, dict):
+        raise InvalidInput("the request body must be a JSON object", field="")
+    _check_value(data, "", 1)
+    return model.model_validate(data)
