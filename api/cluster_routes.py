@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.auth import require_admin, tenant_of
+from api.auth import require_admin
 from api.body import read_body
 from api.routes import node_of
 from memorose_dagster.errors import InvalidInput
@@ -40,7 +40,7 @@ async def sync(request: Request) -> JSONResponse:
 
     A read sent to the same node afterwards is consistent (ZooKeeper's ``sync`` + read).
     """
-    tenant_of(request)
+    require_admin(request)
     node = node_of(request)
     timeout = _timeout(request, node.settings.commit_timeout)
     index = await run_in_threadpool(node.read_barrier, timeout)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.cluster_routes import WAIT_LIMIT, MemberIn
+from api.key_routes import KeyIn
 from api.memory_routes import ForgetConfirmIn, ForgetQueryIn
 from api.schemas import CommitIn, ContextIn, EventBatchIn, EventIn, RetrieveIn
 
@@ -47,7 +48,7 @@ RESENT = {"_409": "event_id already stored with another user, stream, content or
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
     for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, ForgetQueryIn,
-                  ForgetConfirmIn, MemberIn):
+                  ForgetConfirmIn, MemberIn, KeyIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -68,8 +69,9 @@ def build() -> dict[str, Any]:
         "/api/v1/retrieve": {"post": _op(
             "Hybrid retrieval with provenance", 200, "{results: [{id, layer, content, score, "
             "provenance}]}", RetrieveIn, _404="unknown user_id", **BAD)},
-        "/api/v1/cluster/status": {"get": _op("Raft role, term, commit and applied index",
-                                              200, "status")},
+        "/api/v1/cluster/status": {"get": _op("Raft role, term, commit and applied index "
+                                              "(admin)", 200, "status",
+                                              _403="admin key required")},
         "/api/v1/admin/log": {"get": {**_op("Committed log entries after a cursor (admin)",
                                             200, "{entries, next_cursor, applied_index}",
                                             _400="bad after, until, limit or kinds",
@@ -94,6 +96,7 @@ def build() -> dict[str, Any]:
     paths.update(_memory_paths())
     paths.update(_graph_and_pipeline_paths())
     paths.update(_cluster_paths())
+    paths.update(_key_paths())
     return {"openapi": "3.1.0",
             "info": {"title": "Memorose", "version": "1",
                      "description": "Long-term memory lake for AI agents."},
@@ -164,8 +167,8 @@ def _cluster_paths() -> dict[str, Any]:
     return {
         "/api/v1/cluster/sync": {"post": {**_op(
             "Wait until this node reflects every write acknowledged before the call", 200,
-            "{applied_index, node_id}", _503="no quorum or timeout", **bad_timeout),
-            "parameters": timeout}},
+            "{applied_index, node_id}", _403="admin key required",
+            _503="no quorum or timeout", **bad_timeout), "parameters": timeout}},
         "/api/v1/admin/cluster/members": {"post": _op(
             "Add a member by Raft address {address: host:raft_port} (admin)", 201,
             "{members}", MemberIn, **(BODY | {"_400": "bad or known address"}), **admin)},
@@ -182,4 +185,20 @@ def _cluster_paths() -> dict[str, Any]:
             "{digest, applied_index, raft_applied_index, commit_index}", **bad_timeout,
             **admin),
             "parameters": timeout}},
+    }
+
+
+def _key_paths() -> dict[str, Any]:
+    key = "{key_id, tenant, read_only, name, created_at, revoked, revoked_at}"
+    return {
+        "/api/v1/admin/keys": {
+            "post": _op("Make a tenant key; its secret is in this answer only (admin)", 201,
+                        key[:-1] + ", secret, log_index}", KeyIn,
+                        _403="admin key required, or none configured on this node", **BAD),
+            "get": _op("Every key made at run time, without secrets (admin)", 200,
+                       f"{{keys: [{key}]}}", _403="admin key required")},
+        "/api/v1/admin/keys/{key_id}": {"delete": {**_op(
+            "Revoke a key: refused on each replica once it applied this (admin)", 200,
+            key[:-1] + ", log_index}", _403="admin key required", _404="unknown key id"),
+            "parameters": _path_param("key_id")}},
     }

@@ -112,7 +112,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def cluster_status(request: Request) -> JSONResponse:
-    tenant_of(request)
+    require_admin(request)
     return JSONResponse(node_of(request).status())
 
 

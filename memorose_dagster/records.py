@@ -14,6 +14,7 @@ import msgpack
 import numpy as np
 
 DEFAULT_TENANT = "default"
+SYSTEM_TENANT = "_system"  # holds records that belong to no tenant (API keys); never a key's tenant
 
 @dataclass(slots=True)
 class Record:
@@ -165,12 +166,32 @@ class Access(Record):
     log_index: int = 0
 
 
+@dataclass(slots=True)
+class ApiKey(Record):
+    """An API key made at run time: only the SHA-256 of its secret is stored. Kept under
+    ``SYSTEM_TENANT`` so every key is one prefix scan; ``key_tenant`` is the tenant it reaches.
+    Revoking rewrites the record with ``revoked`` set, so every replica refuses it once applied."""
+
+    kind: ClassVar[str] = "apikey"
+    id: str
+    key_tenant: str
+    secret_sha256: str
+    tenant: str = SYSTEM_TENANT
+    read_only: bool = False
+    name: str = ""
+    created_at: float = 0.0
+    revoked: bool = False
+    revoked_at: float = 0.0
+    log_index: int = 0
+
+
 # Tombstones with these reasons (an explicit forget, decay) are final: the state machine never
 # writes the same L1/L2 id (or its vector) again, though a pipeline may re-derive it.
 FINAL_REASONS = frozenset({"forgotten", "decayed"})
 
 RECORD_TYPES: dict[str, type[Record]] = {
-    cls.kind: cls for cls in (Event, Memory, Insight, Entity, Relation, Vector, Tombstone, Access)
+    cls.kind: cls for cls in (Event, Memory, Insight, Entity, Relation, Vector, Tombstone, Access,
+                              ApiKey)
 }
 
 # The layers the API speaks of, and the record kinds that hold them. Defined here once.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
@@ -21,6 +22,8 @@ MAKE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 class WeakSecret(StartupError):
     """The cluster secret is missing or too short to protect the Raft port."""
 
+MIN_KEY_CHARS = 16  # a configured key shorter than this is refused: it could be guessed
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
@@ -39,19 +42,18 @@ class Settings:
     raft_max_frame_bytes: int = 64 * 1024 * 1024  # > 1.5 x max_body_bytes (a forwarded ingest)
     peers: tuple[str, ...] = ()            # other members' host:raft_port
     cluster_secret: str = ""               # generated and kept in home/ when empty
-    api_keys: dict[str, str] = field(default_factory=dict)  # key -> tenant; empty = open
-    admin_key: str = ""                    # pipeline endpoints; empty = same as api access
+    api_keys: dict[str, str] = field(default_factory=dict)  # bootstrap tenant keys: key -> tenant
+    admin_key: str = ""                    # admin routes, cluster status and sync; never data
+    allow_open: bool = False               # no keys on a non-loopback bind: trusted networks only
     max_body_bytes: int = 8 * 1024 * 1024
     max_batch: int = 1000
     max_content_chars: int = 64 * 1024
     commit_timeout: float = 10.0
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        keys = {}
-        for pair in filter(None, _env("API_KEYS", "").split(",")):
-            key, _, tenant = pair.partition(":")
-            keys[key.strip()] = tenant.strip() or "default"
+    def from_env(cls, check: bool = True, **overrides: object) -> Settings:
+        """Settings from ``MEMOROSE_*`` and ``overrides`` (flags). Keys are parsed strictly;
+        ``check`` also refuses an open node on a non-loopback bind (see ``validate``)."""
         settings = cls(
             host=_env("HOST", cls.host),
             port=int(_env("PORT", str(cls.port))),
@@ -63,14 +65,37 @@ class Settings:
                                           str(cls.raft_max_frame_bytes))),
             peers=tuple(p.strip() for p in _env("PEERS", "").split(",") if p.strip()),
             cluster_secret=_env("CLUSTER_SECRET", ""),
-            api_keys=keys,
-            admin_key=_env("ADMIN_KEY", ""),
+            api_keys=parse_api_keys(_env("API_KEYS", "")),
+            admin_key=_admin_key(_env("ADMIN_KEY", "")),
+            allow_open=_env("ALLOW_OPEN", "") in ("1", "true", "yes"),
             max_body_bytes=int(_env("MAX_BODY_BYTES", str(cls.max_body_bytes))),
             max_batch=int(_env("MAX_BATCH", str(cls.max_batch))),
             max_content_chars=int(_env("MAX_CONTENT_CHARS", str(cls.max_content_chars))),
             commit_timeout=float(_env("COMMIT_TIMEOUT", str(cls.commit_timeout))),
         )
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        if check:
+            settings.validate()
+        return settings
+
+    @property
+    def keys_configured(self) -> bool:
+        """Any key in the environment. With none (and no key made at run time) the node is
+        open: every request is served, as the ``default`` tenant."""
+        return bool(self.api_keys or self.admin_key)
+
+    def validate(self) -> None:
+        """Refuse what would leave the API open to a network: a non-loopback bind with no key
+        (unless ``MEMOROSE_ALLOW_OPEN=1``), or the admin key doubling as a tenant key."""
+        if not self.keys_configured and not self.allow_open and not is_loopback(self.host):
+            raise StartupError(
+                f"refusing to serve {self.host}:{self.port} with no API keys: anyone who reaches "
+                "the port could read and write every memory. Set MEMOROSE_API_KEYS "
+                "(key:tenant,...) and/or MEMOROSE_ADMIN_KEY, bind to 127.0.0.1, or set "
+                "MEMOROSE_ALLOW_OPEN=1 on a trusted network")
+        if self.admin_key and self.admin_key in self.api_keys:
+            raise StartupError("MEMOROSE_ADMIN_KEY is also in MEMOROSE_API_KEYS: the admin key "
+                               "must not be a tenant key; use a different key for each")
 
     @property
     def raft_address(self) -> str:
@@ -149,3 +174,67 @@ def secure_home(home: Path) -> None:
     info = home.stat()
     if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
         home.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _key_problem(key: str) -> str | None:
+    if not key:
+        return "is empty"
+    if any(ch.isspace() or ord(ch) < 32 for ch in key):
+        return "contains whitespace or control characters"
+    if len(key) < MIN_KEY_CHARS:
+        return f"is shorter than {MIN_KEY_CHARS} characters"
+    return None
+
+
+def tenant_problem(tenant: str) -> str | None:
+    """Why ``tenant`` cannot be a key's tenant, or None."""
+    if not tenant.strip():
+        return "is empty"
+    if tenant != tenant.strip() or any(ord(ch) < 32 for ch in tenant) or len(tenant) > 256:
+        return "has surrounding spaces, control characters or over 256 characters"
+    if tenant.startswith("_"):
+        return "starts with '_' (reserved for the node's own records)"
+    return None
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """``MEMOROSE_API_KEYS`` (``key:tenant,key2:tenant2``) -> {key: tenant}, strictly: a blank
+    entry, an empty or short key or a missing tenant stops the node (no key is echoed)."""
+    if raw == "":
+        return {}
+    keys: dict[str, str] = {}
+    for n, entry in enumerate(raw.split(","), start=1):
+        where = f"MEMOROSE_API_KEYS entry {n}"
+        if not entry.strip():
+            raise StartupError(f"{where} is blank (a stray comma?): write key:tenant,key2:tenant2")
+        key, colon, tenant = entry.strip().partition(":")
+        if not colon:
+            raise StartupError(f"{where} has no tenant: write key:tenant")
+        problem = _key_problem(key)
+        if problem:
+            raise StartupError(f"{where}: the key {problem}")
+        problem = tenant_problem(tenant.strip())
+        if problem:
+            raise StartupError(f"{where}: the tenant {problem}")
+        if key in keys:
+            raise StartupError(f"{where}: the same key is listed twice")
+        keys[key] = tenant.strip()
+    return keys
+
+
+def _admin_key(raw: str) -> str:
+    if raw == "":
+        return ""
+    problem = _key_problem(raw.strip())
+    if problem:
+        raise StartupError(f"MEMOROSE_ADMIN_KEY {problem}")
+    return raw.strip()

@@ -99,7 +99,7 @@ def test_serve_says_in_one_line_why_it_refuses_a_weak_secret(tmp_path: Path):
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-    assert process.returncode == 1
+    assert process.returncode == 2
     assert "Traceback" not in out + err
     assert err.strip().splitlines()[-1].startswith(
         "memorose: MEMOROSE_CLUSTER_SECRET: the cluster secret is 8 bytes")

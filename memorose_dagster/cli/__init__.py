@@ -1,17 +1,19 @@
-"""The ``memorose`` command line: serve a node, run a cluster, rebuild indexes."""
+"""The ``memorose`` command line: serve a node, run a cluster, rebuild indexes, manage keys."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
-from memorose_dagster.settings import Settings, WeakSecret
+from memorose_dagster.errors import StartupError
+from memorose_dagster.settings import Settings
 
 
 def _node_flags(parser: argparse.ArgumentParser) -> None:
-    env = Settings.from_env()
+    env = Settings.from_env(check=False)  # the flags may still change the bind
     parser.add_argument("--host", default=env.host, help="bind address (MEMOROSE_HOST)")
     parser.add_argument("--port", type=int, default=env.port, help="HTTP port (MEMOROSE_PORT)")
     parser.add_argument("--data-dir", type=Path, default=env.home,
@@ -56,10 +58,7 @@ def serve(args: argparse.Namespace) -> int:
     from api import create_app
 
     settings = _settings(args)
-    try:  # here, not in the app's startup, so it is one line and not uvicorn's traceback
-        settings.resolved_secret()
-    except WeakSecret as exc:
-        raise SystemExit(f"memorose: {exc}") from None
+    settings.resolved_secret()  # here, not in the app's startup: one line, not a traceback
     logging.getLogger("memorose").info("node %s, data in %s", settings.name, settings.home)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=10)
@@ -77,6 +76,16 @@ def up(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except StartupError as exc:
+        print(f"memorose: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    from memorose_dagster.cli.keys import add_keys_commands
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per health probe
     parser = argparse.ArgumentParser(prog="memorose", description="Memorose memory lake")
@@ -94,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     _node_flags(p_reindex)
     p_reindex.set_defaults(func=_reindex)
     _cluster_commands(sub)
+    add_keys_commands(sub)
     args = parser.parse_args(argv)
     if getattr(args, "config", None) is not None:  # file values become the flags' defaults
         {"serve": p_serve, "up": p_up, "reindex": p_reindex}[args.command].set_defaults(

@@ -28,6 +28,12 @@ import httpx
 from memorose_dagster.cli.up import stop_requested
 
 
+def admin_headers() -> dict[str, str]:
+    """Status and digests need the admin key on a node with keys (MEMOROSE_ADMIN_KEY)."""
+    key = os.environ.get("MEMOROSE_ADMIN_KEY", "")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 @dataclass(frozen=True)
 class Replica:
     node_id: str
@@ -166,7 +172,8 @@ class LocalCluster:
 
     def status(self, replica: Replica) -> dict | None:
         try:
-            response = httpx.get(replica.url + "/api/v1/cluster/status", timeout=5)
+            response = httpx.get(replica.url + "/api/v1/cluster/status", timeout=5,
+                                 headers=admin_headers())
         except httpx.TransportError:
             return None
         return response.json() if response.status_code == 200 else None
@@ -190,7 +197,7 @@ class LocalCluster:
             for replica in replicas:
                 try:
                     response = httpx.get(replica.url + "/api/v1/admin/digest?timeout=5",
-                                         timeout=60)
+                                         timeout=60, headers=admin_headers())
                     if response.status_code == 200:
                         seen[replica.node_id] = response.json()
                 except httpx.TransportError:

@@ -28,7 +28,7 @@ from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.node.members import MemberView
 from memorose_dagster.node.memories import Memories
 from memorose_dagster.node.retrieval import Retriever
-from memorose_dagster.records import Event, pack, record_from_dict
+from memorose_dagster.records import SYSTEM_TENANT, ApiKey, Event, pack, record_from_dict
 from memorose_dagster.settings import Settings, secure_home
 
 log = logging.getLogger("memorose.node")
@@ -93,6 +93,9 @@ class Node:
             if item.get("kind") == "event":
                 raise InvalidInput(f"records.{i}: events enter through /api/v1/events",
                                    field=f"records.{i}.kind")
+            if item.get("kind") == ApiKey.kind:
+                raise InvalidInput(f"records.{i}: keys are made through /api/v1/admin/keys",
+                                   field=f"records.{i}.kind")
             try:
                 if item.get("kind") == "vector" and isinstance(item.get("values"), str):
                     item = {**item, "values": base64.b64decode(item["values"], validate=True)}
@@ -109,6 +112,24 @@ class Node:
         if event is None:
             raise NotFound(f"no event {event_id!r}")
         return event
+
+    def save_api_key(self, key: ApiKey) -> int:
+        """Commit a key made (or revoked) at run time; applied here when this returns."""
+        return self.submit([key.to_dict()])
+
+    def api_key(self, key_id: str) -> dict[str, Any] | None:
+        """A key made at run time, revoked or not, read from RocksDB at call time: a revoke is
+        refused by the first request after this replica applied it (no cache to go stale)."""
+        return self.store.get(keys.derived(ApiKey.kind, SYSTEM_TENANT, key_id))
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """Every key made at run time, revoked ones included, by key id."""
+        return list(self.store.records(keys.derived_prefix(ApiKey.kind, SYSTEM_TENANT)))
+
+    def has_api_keys(self) -> bool:
+        """Whether any key was ever made at run time (a node with one is no longer open)."""
+        prefix = keys.derived_prefix(ApiKey.kind, SYSTEM_TENANT)
+        return next(self.store.iter_prefix(prefix), None) is not None
 
     def has_user(self, tenant: str, user_id: str) -> bool:
         return next(self.store.user_event_ids(tenant, user_id), None) is not None
