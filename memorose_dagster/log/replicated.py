@@ -72,6 +72,7 @@ class MemoryLog(SyncObj):
         self._snapshot = SERIALIZER_STATE.NOT_SERIALIZING
         self._snapshot_writer: threading.Thread | None = None
         self._dump_lock = threading.Lock()
+        self.snapshot_index = 0  # the log index the newest snapshot on disk holds
         raft_dir.mkdir(parents=True, exist_ok=True)
         for leftover in raft_dir.glob(".snapshot-*"):  # a writer's, cut short by a crash
             shutil.rmtree(leftover, ignore_errors=True)
@@ -211,6 +212,7 @@ class MemoryLog(SyncObj):
 
     def _snapshot_done(self, state: int, index: int) -> None:
         if state == SERIALIZER_STATE.SUCCESS:
+            self.snapshot_index = max(self.snapshot_index, index)
             log.info("snapshot written at log index %d", index)
         self._snapshot = state
 
@@ -243,6 +245,7 @@ class MemoryLog(SyncObj):
         with tarfile.open(filename, "r") as tar:
             meta = unpack(tar.extractfile("raft.msgpack").read())
             snapshot_index = meta["last"][1]
+            self.snapshot_index = max(self.snapshot_index, snapshot_index)
             if snapshot_index > self._store.applied_index:
                 with tempfile.TemporaryDirectory(dir=Path(filename).parent) as tmp:
                     tar.extractall(tmp, filter="data")
