@@ -25,6 +25,8 @@ from pysyncobj.monotonic import monotonic
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 
+from memorose_dagster.log.faults import FaultFile, FaultState, StorageFault
+from memorose_dagster.log.journal import GuardedJournal
 from memorose_dagster.log.store import Store
 from memorose_dagster.records import pack, unpack
 
@@ -39,6 +41,7 @@ ROLES = {_RAFT_STATE.FOLLOWER: "follower", _RAFT_STATE.CANDIDATE: "candidate",
 COMPACT_ENTRIES = 5000
 COMPACT_BYTES = 64 * 1024 * 1024
 STARTUP_GRACE = 2.5  # seconds
+SNAPSHOT_RETRY = 30.0  # seconds between snapshot attempts after one failed (a full disk)
 
 FAIL_REASONS = {
     FAIL_REASON.QUEUE_FULL: "commit queue full",
@@ -57,9 +60,13 @@ class MemoryLog(SyncObj):
     def __init__(self, self_address: str, peers: list[str], store: Store, raft_dir: Path,
                  password: str, on_applied: AppliedCallback,
                  on_snapshot_installed: Callable[[], None],
-                 extra_status: Callable[[], dict[str, Any]] | None = None, **conf: Any):
+                 extra_status: Callable[[], dict[str, Any]] | None = None,
+                 faults: FaultState | None = None, fault_file: FaultFile | None = None,
+                 **conf: Any):
         # Set before SyncObj.__init__: its tick thread may start applying the journal at once.
         self._store = store
+        self.faults = faults or FaultState()
+        self._snapshot_failed_at: float | None = None
         self._on_applied = on_applied
         self._on_snapshot_installed = on_snapshot_installed
         self._extra_status = extra_status
@@ -95,6 +102,7 @@ class MemoryLog(SyncObj):
         )
         settings.update(conf)
         super().__init__(self_address, peers, SyncObjConf(**settings))
+        self._journal = GuardedJournal.guard(self._SyncObj__raftLog, fault_file or FaultFile(None))
         self._guard_incoming_snapshots()
         self.addOnTickCallback(self._on_tick)
         if peers:
@@ -135,6 +143,42 @@ class MemoryLog(SyncObj):
             status["memorose"] = self._extra_status()
         return status
 
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803
+        """pysyncobj's tick, with storage faults handled here rather than by its tick loop
+        (which logs a traceback and ticks again 5 ms later: a line per tick while a disk is
+        full). While a fault lasts this member still polls its peers, so as a follower it keeps
+        its journal in step and answers votes; it neither heartbeats as a leader nor calls
+        elections, so a healthy member leads. Every retry (0.1 s, doubling to 1 s) probes the
+        disk and then runs a whole tick, whose apply resumes at the first unapplied entry."""
+        if self.faults.active is not None:
+            if self.otherNodes:  # let a healthy member win the next election
+                self._SyncObj__raftElectionDeadline = monotonic() + 1.0
+            if not self.faults.due():
+                self._poll(timeToWait)
+                return
+        try:
+            if self.faults.active is not None:
+                self._journal.probe()
+                self._store.probe()
+            super()._onTick(timeToWait)
+        except StorageFault as fault:
+            self.faults.failed(fault)
+            self._step_down()
+            return
+        self.faults.cleared()
+
+    def _poll(self, timeout: float) -> None:
+        try:
+            self._poller.poll(timeout)
+        except StorageFault as fault:  # an entry from the leader did not fit in the journal
+            self.faults.failed(fault)
+
+    def _step_down(self) -> None:
+        """A leader that cannot apply hands leadership to the most caught-up follower (Raft's
+        TimeoutNow); if none is caught up yet, its silence makes the followers elect one."""
+        if self._getLeader() == self.selfNode and self.otherNodes:
+            self.transferLeadership()
+
     def _on_tick(self) -> None:
         leader = self._getLeader()
         address = leader.address if leader is not None else None
@@ -169,8 +213,9 @@ class MemoryLog(SyncObj):
             Path(filename).unlink(missing_ok=True)
             os.link(dump, filename)
             standing = os.stat(dump).st_ino
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(work, ignore_errors=True)
+            log.error("taking the snapshot at log index %d failed: %s", last[1], exc)
             self._snapshot_done(SERIALIZER_STATE.FAILED, last[1])
             raise
         self._snapshot = SERIALIZER_STATE.SERIALIZING
@@ -191,6 +236,8 @@ class MemoryLog(SyncObj):
                 if os.stat(dump).st_ino == standing:
                     os.replace(writing, dump)
                     state = SERIALIZER_STATE.SUCCESS
+        except OSError as exc:  # a full disk: one line, not a traceback per attempt
+            log.error("writing the snapshot at log index %d failed: %s", index, exc)
         except Exception:
             log.exception("writing the snapshot at log index %d failed", index)
         finally:
@@ -204,12 +251,20 @@ class MemoryLog(SyncObj):
     def _snapshot_done(self, state: int, index: int) -> None:
         if state == SERIALIZER_STATE.SUCCESS:
             log.info("snapshot written at log index %d", index)
+        else:
+            self._snapshot_failed_at = monotonic()
         self._snapshot = state
 
     def _snapshot_state(self) -> int:
         """pysyncobj's serializeChecker: SERIALIZING while the writer runs, then SUCCESS (or
-        FAILED) once, then NOT_SERIALIZING."""
+        FAILED) once, then NOT_SERIALIZING. A failure is reported only SNAPSHOT_RETRY seconds
+        after it happened: pysyncobj tries again on the next tick, and on a full disk each try
+        wrote a copy of the store until the disk filled again."""
         state = self._snapshot
+        failed_at = self._snapshot_failed_at
+        if state == SERIALIZER_STATE.FAILED and failed_at is not None \
+                and monotonic() - failed_at < SNAPSHOT_RETRY:
+            return SERIALIZER_STATE.SERIALIZING
         if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
             self._snapshot = SERIALIZER_STATE.NOT_SERIALIZING
         return state

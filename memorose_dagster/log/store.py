@@ -8,7 +8,9 @@ after a restart (pysyncobj re-applies entries after its last dump) a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import shutil
 import threading
 import time
@@ -22,9 +24,13 @@ from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
 from memorose_dagster.log.access_totals import apply_access
+from memorose_dagster.log.faults import FaultFile, StorageFault
 from memorose_dagster.records import DERIVED_KINDS, FINAL_REASONS, KIND_OF_LAYER, pack, unpack
 
+log = logging.getLogger("memorose.storage")
+
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
+REOPEN_WAIT = 2.0  # seconds a reopen waits for readers of the failed database to let go
 
 
 def ingest_day(event_id: str) -> str:
@@ -42,12 +48,15 @@ def _options() -> Options:
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, fault_file: FaultFile | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(self.path), _options())
         self._swap_lock = threading.Lock()
-
+        self._fault_file = fault_file or FaultFile(None)
+        # After a failed write RocksDB refuses every write ("background error") until the
+        # database is reopened; rocksdict has no resume(). Set until the next successful write.
+        self._failed = False
 
     @property
     def applied_index(self) -> int:
@@ -57,6 +66,7 @@ class Store:
     def apply(self, records: list[dict[str, Any]], log_index: int) -> list[dict[str, Any]] | None:
         """Write one committed command atomically. Returns the records as stored, or None if
         this index was applied before (replay)."""
+        self._recover()
         if log_index <= self.applied_index:
             return None
         batch = WriteBatch(raw_mode=True)
@@ -90,8 +100,46 @@ class Store:
             applied.append(record)
         batch.put(keys.seq(log_index), pack(written))
         batch.put(keys.APPLIED, log_index.to_bytes(8, "big"))
-        self._db.write(batch)
+        self._write(batch)
         return applied
+
+    def _write(self, batch: WriteBatch) -> None:
+        """The one write of the state machine: all of a command or nothing. A failure (disk full,
+        I/O error) raises ``StorageFault``; the next call reopens the database first."""
+        try:
+            self._fault_file.check("rocksdb")
+            self._db.write(batch)
+        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
+            self._failed = True
+            raise StorageFault.of(exc, "rocksdb") from exc
+        self._failed = False
+
+    def _recover(self) -> None:
+        """After a failed write, reopen the database (RocksDB's way out of its error state)."""
+        if not self._failed:
+            return
+        try:
+            self._fault_file.check("rocksdb")
+            self._reopen()
+        except Exception as exc:
+            raise StorageFault.of(exc, "rocksdb") from exc
+
+    def probe(self) -> None:
+        """A write that changes nothing visible: raises ``StorageFault`` while writes fail."""
+        self._recover()
+        batch = WriteBatch(raw_mode=True)
+        batch.delete(keys.PROBE)
+        self._write(batch)
+
+    def _reopen(self) -> None:
+        # Readers keep the failed instance alive; its cleanup must not run over the new one's
+        # files (see _wait_released). A reader that holds on past REOPEN_WAIT fails this attempt;
+        # the tick retries, and reads meanwhile get StoreClosed (503, try another node).
+        with self._swap_lock:
+            with contextlib.suppress(Exception):  # close() re-raises the background error
+                self._db.close()
+            self._wait_released(REOPEN_WAIT)
+            self._db = Rdict(str(self.path), _options())
 
     def _apply_tombstone(self, batch: WriteBatch, record: dict[str, Any]) -> None:
         tenant, kind, target_id = record["tenant"], record["target_kind"], record["target_id"]
@@ -278,4 +326,10 @@ class Store:
                 time.sleep(0.02)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database. A store in RocksDB's error state (or on a full disk) raises a write
+        error from close(); the files and the lock are released all the same, and what was
+        acknowledged is in the WAL, so that error is not a reason to fail a shutdown."""
+        try:
+            self._db.close()
+        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
+            log.warning("closing RocksDB: %s", exc)
