@@ -147,14 +147,14 @@ class MemoryLog(SyncObj):
         """pysyncobj's tick, with storage faults handled here rather than by its tick loop
         (which logs a traceback and ticks again 5 ms later: a line per tick while a disk is
         full). While a fault lasts this member still polls its peers, so as a follower it keeps
-        its journal in step and answers votes; it neither heartbeats as a leader nor calls
-        elections, so a healthy member leads. Every retry (0.1 s, doubling to 1 s) probes the
-        disk and then runs a whole tick, whose apply resumes at the first unapplied entry."""
+        its journal in step and answers votes; it neither leads nor calls elections, so a
+        healthy member leads. Every retry (0.1 s, doubling to 1 s) probes the disk and then runs
+        a whole tick, whose apply resumes at the first unapplied entry."""
         if self.faults.active is not None:
             if self.otherNodes:  # let a healthy member win the next election
                 self._SyncObj__raftElectionDeadline = monotonic() + 1.0
             if not self.faults.due():
-                self._poll(timeToWait)
+                self._idle(timeToWait)
                 return
         try:
             if self.faults.active is not None:
@@ -167,17 +167,26 @@ class MemoryLog(SyncObj):
             return
         self.faults.cleared()
 
-    def _poll(self, timeout: float) -> None:
+    def _idle(self, timeout: float) -> None:
+        """A tick while a storage fault lasts: talk to the peers, pass commands on, apply
+        nothing."""
         try:
+            if self._getLeader() != self.selfNode:  # forwards, or answers "not the leader"
+                self._checkCommandsToApply()
             self._poller.poll(timeout)
         except StorageFault as fault:  # an entry from the leader did not fit in the journal
             self.faults.failed(fault)
 
     def _step_down(self) -> None:
-        """A leader that cannot apply hands leadership to the most caught-up follower (Raft's
-        TimeoutNow); if none is caught up yet, its silence makes the followers elect one."""
-        if self._getLeader() == self.selfNode and self.otherNodes:
-            self.transferLeadership()
+        """A leader that cannot apply stops leading: it asks the most caught-up follower to
+        call an election now (Raft's TimeoutNow, if one is caught up) and becomes a follower;
+        without its heartbeats the others elect a leader within an election timeout anyway."""
+        if self._getLeader() != self.selfNode or not self.otherNodes:
+            return
+        log.warning("stepping down as leader: this node cannot apply committed entries")
+        self.transferLeadership()
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
 
     def _on_tick(self) -> None:
         leader = self._getLeader()

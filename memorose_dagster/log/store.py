@@ -8,7 +8,6 @@ after a restart (pysyncobj re-applies entries after its last dump) a no-op.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import shutil
@@ -39,6 +38,27 @@ def ingest_day(event_id: str) -> str:
         return datetime.fromtimestamp(id_time_ms(event_id) / 1000, UTC).strftime("%Y-%m-%d")
     except (ValueError, OverflowError, OSError):
         return ""
+
+
+class _Reopening:
+    """Stands in for the database while it is reopened: every read raises StoreClosed."""
+
+    def __init__(self, old: Rdict):
+        self._old: Rdict | None = old
+
+    def close_old(self) -> None:
+        if self._old is None:
+            return
+        try:
+            self._old.close()
+        except RuntimeError:  # a reader is still inside it ("Already borrowed"): next retry
+            raise
+        except Exception:  # close() re-raises the background error, but it did close
+            log.debug("closing the failed RocksDB instance", exc_info=True)
+        self._old = None
+
+    def __getattr__(self, name: str) -> Any:
+        raise DbClosedError("the store is being reopened after a storage fault")
 
 
 def _options() -> Options:
@@ -132,14 +152,17 @@ class Store:
         self._write(batch)
 
     def _reopen(self) -> None:
-        # Readers keep the failed instance alive; its cleanup must not run over the new one's
-        # files (see _wait_released). A reader that holds on past REOPEN_WAIT fails this attempt;
-        # the tick retries, and reads meanwhile get StoreClosed (503, try another node).
+        # Readers see a closed store (StoreClosed: 503, try another node) while this runs: a
+        # read inside the old instance's close() would fail with a RuntimeError instead. The
+        # old instance's cleanup must not run over the new one's files (see _wait_released):
+        # a reader holding on past REOPEN_WAIT fails this attempt, and the tick retries.
         with self._swap_lock:
-            with contextlib.suppress(Exception):  # close() re-raises the background error
-                self._db.close()
+            if not isinstance(self._db, _Reopening):
+                self._db = _Reopening(self._db)
+            self._db.close_old()
             self._wait_released(REOPEN_WAIT)
             self._db = Rdict(str(self.path), _options())
+            log.info("RocksDB reopened after a storage fault")
 
     def _apply_tombstone(self, batch: WriteBatch, record: dict[str, Any]) -> None:
         tenant, kind, target_id = record["tenant"], record["target_kind"], record["target_id"]
@@ -330,6 +353,9 @@ class Store:
         error from close(); the files and the lock are released all the same, and what was
         acknowledged is in the WAL, so that error is not a reason to fail a shutdown."""
         try:
-            self._db.close()
+            if isinstance(self._db, _Reopening):
+                self._db.close_old()
+            else:
+                self._db.close()
         except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
             log.warning("closing RocksDB: %s", exc)

@@ -50,7 +50,8 @@ class Node:
         self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request
         startup_checks.check_data_dir(home)
-        fault_file = FaultFile(settings.fault_file)
+        # Test hook (MEMOROSE_FAULT_FILE); a relative path is taken inside the data directory.
+        fault_file = FaultFile(home / settings.fault_file if settings.fault_file else None)
         self.store = startup_checks.open_store(home, fault_file)
         try:
             fulltext = FullTextIndex(home / "tantivy")

@@ -28,6 +28,11 @@ FORMAT_FILE = "FORMAT"
 FORMAT_TEXT = f"memorose data format {FORMAT}\n"
 
 
+def said(exc: BaseException) -> str:
+    """An exception's text on one line (the command line prints a StartupError as one)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def reseed(home: Path) -> str:
     return (f"if this node is one of several replicas, re-seed it from the others: stop it, move "
             f"{home} away (keep it for inspection), create {home} again holding only "
@@ -82,7 +87,7 @@ def _check_format(home: Path) -> None:
 
 def _check_snapshot(path: Path, home: Path) -> None:
     try:
-        with tarfile.open(path, "r") as tar:
+        with tarfile.open(path, "r:") as tar:  # written uncompressed
             first = tar.next()
             member = tar.extractfile(first) if first is not None else None
             if first is None or first.name != "raft.msgpack" or member is None:
@@ -91,7 +96,8 @@ def _check_snapshot(path: Path, home: Path) -> None:
             if not isinstance(meta, dict) or "last" not in meta:
                 raise ValueError("raft.msgpack holds no log position")
     except (OSError, ValueError, tarfile.TarError) as exc:
-        raise StartupError(f"the snapshot {path} is damaged ({exc}); " + reseed(home)) from exc
+        raise StartupError(f"the snapshot {path} is damaged ({said(exc)}); "
+                           + reseed(home)) from exc
 
 
 def _rebuild_missing_indexes(home: Path) -> None:
@@ -110,11 +116,11 @@ def open_store(home: Path, fault_file: FaultFile | None = None) -> Store:
     try:
         return Store(path, fault_file)
     except Exception as exc:  # rocksdict raises a bare Exception ("Corruption: ...")
-        raise StartupError(f"RocksDB at {path} cannot be opened ({exc}); "
+        raise StartupError(f"RocksDB at {path} cannot be opened ({said(exc)}); "
                            + reseed(home)) from exc
 
 
 def index_error(path: Path, home: Path, exc: Exception) -> StartupError:
-    return StartupError(f"the index at {path} cannot be opened ({exc}); it is derived data: "
-                        f"rebuild it with `memorose reindex --data-dir {home}` (node stopped), "
-                        f"or move {path} away and the node rebuilds it at start")
+    return StartupError(f"the index at {path} cannot be opened ({said(exc)}); it is derived "
+                        f"data: rebuild it with `memorose reindex --data-dir {home}` (node "
+                        f"stopped), or move {path} away and the node rebuilds it at start")
