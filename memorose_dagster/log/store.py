@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
+from rocksdict import AccessType, Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 
 from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
@@ -30,6 +31,9 @@ log = logging.getLogger("memorose.storage")
 
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
 REOPEN_WAIT = 2.0  # seconds a reopen waits for readers of the failed database to let go
+# A disk that was full is given this much room before RocksDB is reopened: until then the
+# failed instance keeps serving reads (RocksDB only refuses writes in its error state).
+REOPEN_MIN_FREE = 4 * 1024 * 1024
 
 
 def ingest_day(event_id: str) -> str:
@@ -76,7 +80,7 @@ class Store:
         self._fault_file = fault_file or FaultFile(None)
         # After a failed write RocksDB refuses every write ("background error") until the
         # database is reopened; rocksdict has no resume(). Set until the next successful write.
-        self._failed = False
+        self._failed: StorageFault | None = None
 
     @property
     def applied_index(self) -> int:
@@ -130,16 +134,20 @@ class Store:
             self._fault_file.check("rocksdb")
             self._db.write(batch)
         except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
-            self._failed = True
-            raise StorageFault.of(exc, "rocksdb") from exc
-        self._failed = False
+            self._failed = StorageFault.of(exc, "rocksdb")
+            raise self._failed from exc
+        self._failed = None
 
     def _recover(self) -> None:
         """After a failed write, reopen the database (RocksDB's way out of its error state)."""
-        if not self._failed:
+        if self._failed is None:
             return
         try:
             self._fault_file.check("rocksdb")
+            if self._failed.full:
+                st = os.statvfs(self.path)
+                if st.f_bavail * st.f_frsize < REOPEN_MIN_FREE:
+                    raise self._failed
             self._reopen()
         except Exception as exc:
             raise StorageFault.of(exc, "rocksdb") from exc
@@ -160,9 +168,20 @@ class Store:
             if not isinstance(self._db, _Reopening):
                 self._db = _Reopening(self._db)
             self._db.close_old()
-            self._wait_released(REOPEN_WAIT)
-            self._db = Rdict(str(self.path), _options())
+            try:
+                self._wait_released(REOPEN_WAIT)
+                self._db = Rdict(str(self.path), _options())
+            except Exception:
+                self._open_read_only()
+                raise
             log.info("RocksDB reopened after a storage fault")
+
+    def _open_read_only(self) -> None:
+        """Reads go on from a read-only instance (it writes nothing) until the next attempt."""
+        try:
+            self._db = Rdict(str(self.path), _options(), access_type=AccessType.read_only())
+        except Exception as exc:  # reads answer StoreClosed (503) until the next attempt
+            log.warning("RocksDB cannot be opened even to read: %s", exc)
 
     def _apply_tombstone(self, batch: WriteBatch, record: dict[str, Any]) -> None:
         tenant, kind, target_id = record["tenant"], record["target_kind"], record["target_id"]
