@@ -8,6 +8,7 @@ raised (``MEMOROSE_FAULT_FILE``), and for real on a small tmpfs when this machin
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -329,11 +330,17 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     .sst), its Raft journal and a snapshot."""
     home = tmp_path_factory.mktemp("stopped") / "node"
     settings = make_settings(home)
-    node = Node(settings, embedder=LocalMiniLM())
+    embedder = LocalMiniLM()
+    node = Node(settings, embedder=embedder)
     node.wait_ready()
     for i in range(3):
-        node.ingest([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
-                           content=f"kept fact number {i} about walruses", timestamp=1.0)])
+        kept = Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
+                     content=f"kept fact number {i} about walruses", timestamp=1.0)
+        node.ingest([kept])
+    values = embedder.embed([kept.content])[0].astype("<f4").tobytes()
+    node.commit_derived([{"kind": "vector", "tenant": "default", "record_id": kept.event_id,
+                          "layer": "L0", "model": embedder.name,
+                          "values": base64.b64encode(values).decode()}])
     assert node.snapshot(30)["written"]
     node.ingest([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
                        content="after the snapshot, walruses", timestamp=1.0)])
@@ -420,6 +427,7 @@ def test_a_missing_index_directory_is_rebuilt_from_rocksdb(
         wait_until(lambda: node.indexer.indexed == node.store.applied_index, 20, what="indexed")
         hits = node.retrieve("default", "u", "walruses", 10)
         assert len({h["id"] for h in hits if h["layer"] == "L0"}) == 4
+        assert node.indexer.vectors.count() == 1
     finally:
         node.close()
 
