@@ -30,6 +30,7 @@ from starlette.testclient import TestClient
 
 from api import create_app
 from memorose_client import MemoroseClient
+from memorose_dagster.cli import main
 from memorose_dagster.cli.local_cluster import LocalCluster, Replica
 from memorose_dagster.errors import StartupError, StorageFull
 from memorose_dagster.ids import new_id
@@ -393,13 +394,19 @@ def damage_meta(home: Path) -> str:
     return "journal.meta"
 
 
+def damage_tantivy(home: Path) -> str:
+    (home / "tantivy" / "meta.json").write_text("{garbage")
+    return "memorose reindex --data-dir"
+
+
 def other_version(home: Path) -> str:
     (home / "FORMAT").write_text("memorose data format 99\n")
     return "FORMAT"
 
 
 @pytest.mark.parametrize("damage", [damage_journal, damage_sst, damage_manifest, remove_current,
-                                    damage_snapshot, damage_meta, other_version],
+                                    damage_snapshot, damage_meta, damage_tantivy,
+                                    other_version],
                          ids=lambda f: f.__name__)
 def test_a_damaged_data_directory_stops_the_start_with_a_clear_error(
         stopped: Settings, tmp_path: Path, embedder: LocalMiniLM, damage):
@@ -411,8 +418,14 @@ def test_a_damaged_data_directory_stops_the_start_with_a_clear_error(
         node.close()  # started anyway: the assertion below fails
     message = raised.value.message
     assert named in message and "\n" not in message, message
-    assert "re-seed" in message or "another --data-dir" in message, message
+    assert "re-seed" in message or "another --data-dir" in message or "reindex" in message
     assert (home / "FORMAT").exists()
+    if damage is damage_tantivy:  # what the message says to do works
+        assert main(["reindex", "--data-dir", str(home)]) == 0
+        node = Node(settings, embedder=embedder)
+        node.wait_ready()
+        assert len(node.retrieve("default", "u", "walruses", 10)) == 4
+        node.close()
 
 
 @pytest.mark.parametrize("index", ["tantivy", "lancedb", "both"])
