@@ -326,12 +326,11 @@ def test_a_node_on_a_disk_that_fills_up_recovers_when_space_is_freed(small_disk:
 # Damaged files at start.
 
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def stopped(tmp_path_factory: pytest.TempPathFactory, embedder: LocalMiniLM) -> Settings:
     """A stopped node's settings; its data directory holds events in RocksDB (flushed to an
     .sst), its Raft journal and a snapshot."""
     home = tmp_path_factory.mktemp("stopped") / "node"
     settings = make_settings(home)
-    embedder = LocalMiniLM()
     node = Node(settings, embedder=embedder)
     node.wait_ready()
     for i in range(3):
@@ -465,8 +464,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 
 class Writer:
-    """A thread ingesting small batches through the client (which fails over on 503s and
-    connection errors, and is told here to try the next node on a 507 too)."""
+    """A thread ingesting small batches, trying the next node on any refusal (a 507 from a
+    member whose disk failed, a 503 during an election); records what was acknowledged."""
 
     def __init__(self, urls: list[str]):
         self.acked: list[str] = []
