@@ -107,8 +107,9 @@ async def retrieve(request: Request) -> JSONResponse:
 
 
 async def health(request: Request) -> JSONResponse:
-    status = node_of(request).status()
-    return JSONResponse({"status": "ok", "role": status["role"], "leader": status["leader"]})
+    """200 while the node serves: ``status`` is ``ok``, or ``degraded`` with the ``reason`` (a
+    full disk or a storage error: writes are refused, reads still work)."""
+    return JSONResponse(node_of(request).health())
 
 
 async def cluster_status(request: Request) -> JSONResponse:

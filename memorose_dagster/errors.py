@@ -60,3 +60,18 @@ class StartupError(MemoroseError):
     weak secret). The command line prints the message, which says what to do, and exits."""
 
     code = "startup"
+
+
+class StorageFull(MemoroseError):
+    """This node's disk is full, or below its free-space floor (MEMOROSE_MIN_FREE_BYTES): it
+    refuses writes at once (nothing is stored) and keeps serving reads."""
+
+    status = 507
+    code = "storage_full"
+
+
+class StorageError(MemoroseError):
+    """This node cannot write to its disk (an I/O error other than a full disk)."""
+
+    status = 503
+    code = "storage_error"

@@ -29,6 +29,10 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a node. Environment variable = ``MEMOROSE_`` + the upper-cased name."""
@@ -49,6 +53,8 @@ class Settings:
     max_batch: int = 1000
     max_content_chars: int = 64 * 1024
     commit_timeout: float = 10.0
+    min_free_bytes: int | None = None      # refuse writes below this; None: min(256 MiB, 1%)
+    fault_file: Path | None = None         # test hook: while it exists, disk writes fail
 
     @classmethod
     def from_env(cls, check: bool = True, **overrides: object) -> Settings:
@@ -72,6 +78,8 @@ class Settings:
             max_batch=int(_env("MAX_BATCH", str(cls.max_batch))),
             max_content_chars=int(_env("MAX_CONTENT_CHARS", str(cls.max_content_chars))),
             commit_timeout=float(_env("COMMIT_TIMEOUT", str(cls.commit_timeout))),
+            min_free_bytes=_optional_int(_env("MIN_FREE_BYTES", "")),
+            fault_file=Path(_env("FAULT_FILE", "")) if _env("FAULT_FILE", "") else None,
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if check:

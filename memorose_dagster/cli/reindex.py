@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from memorose_dagster.index.fulltext import FullTextIndex
@@ -13,7 +14,8 @@ from memorose_dagster.node.indexer import Indexer
 
 def reindex(home: Path) -> int:
     """Rebuild Tantivy and LanceDB from RocksDB. The node must be stopped."""
-
+    for derived in ("tantivy", "lancedb"):  # dropped first: a damaged one may not even open
+        shutil.rmtree(home / derived, ignore_errors=True)
     store = Store(home / "rocksdb")
     embedder = make_embedder()
     indexer = Indexer(store, FullTextIndex(home / "tantivy"),

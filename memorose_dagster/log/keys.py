@@ -20,6 +20,7 @@ from __future__ import annotations
 
 SEP = "\x1f"
 APPLIED = b"m\x1fapplied"
+PROBE = b"m\x1fprobe"  # only ever deleted: the storage probe's write changes no visible key
 SEQ_PREFIX = b"s\x1f"
 
 

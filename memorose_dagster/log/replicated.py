@@ -26,6 +26,8 @@ from pysyncobj.monotonic import monotonic
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 
+from memorose_dagster.log.faults import FaultFile, FaultState, StorageFault
+from memorose_dagster.log.journal import GuardedJournal
 from memorose_dagster.log.peer_guard import MAX_FRAME_BYTES, GuardedTransport
 from memorose_dagster.log.store import Store
 from memorose_dagster.records import pack, unpack
@@ -41,6 +43,7 @@ ROLES = {_RAFT_STATE.FOLLOWER: "follower", _RAFT_STATE.CANDIDATE: "candidate",
 COMPACT_ENTRIES = 5000
 COMPACT_BYTES = 64 * 1024 * 1024
 STARTUP_GRACE = 2.5  # seconds
+SNAPSHOT_RETRY = 30.0  # seconds between snapshot attempts after one failed (a full disk)
 
 FAIL_REASONS = {
     FAIL_REASON.QUEUE_FULL: "commit queue full",
@@ -61,9 +64,12 @@ class MemoryLog(SyncObj):
                  on_snapshot_installed: Callable[[], None],
                  extra_status: Callable[[], dict[str, Any]] | None = None,
                  bind_address: str | None = None, max_frame_bytes: int = MAX_FRAME_BYTES,
+                 faults: FaultState | None = None, fault_file: FaultFile | None = None,
                  **conf: Any):
         # Set before SyncObj.__init__: its tick thread may start applying the journal at once.
         self._store = store
+        self.faults = faults or FaultState()
+        self._snapshot_failed_at: float | None = None
         self._on_applied = on_applied
         self._on_snapshot_installed = on_snapshot_installed
         self._extra_status = extra_status
@@ -104,6 +110,7 @@ class MemoryLog(SyncObj):
         super().__init__(self_address, peers, SyncObjConf(**settings),
                          transportClass=functools.partial(GuardedTransport,
                                                           max_frame=max_frame_bytes))
+        self._journal = GuardedJournal.guard(self._SyncObj__raftLog, fault_file or FaultFile(None))
         self._guard_incoming_snapshots()
         self.addOnTickCallback(self._on_tick)
         if peers:
@@ -144,6 +151,51 @@ class MemoryLog(SyncObj):
             status["memorose"] = self._extra_status()
         return status
 
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803
+        """pysyncobj's tick, with storage faults handled here rather than by its tick loop
+        (which logs a traceback and ticks again 5 ms later: a line per tick while a disk is
+        full). While a fault lasts this member still polls its peers, so as a follower it keeps
+        its journal in step and answers votes; it neither leads nor calls elections, so a
+        healthy member leads. Every retry (0.1 s, doubling to 1 s) probes the disk and then runs
+        a whole tick, whose apply resumes at the first unapplied entry."""
+        if self.faults.active is not None:
+            if self.otherNodes:  # let a healthy member win the next election
+                self._SyncObj__raftElectionDeadline = monotonic() + 1.0
+            if not self.faults.due():
+                self._idle(timeToWait)
+                return
+        try:
+            if self.faults.active is not None:
+                self._journal.probe()
+                self._store.probe()
+            super()._onTick(timeToWait)
+        except StorageFault as fault:
+            self.faults.failed(fault)
+            self._step_down()
+            return
+        self.faults.cleared()
+
+    def _idle(self, timeout: float) -> None:
+        """A tick while a storage fault lasts: talk to the peers, pass commands on, apply
+        nothing."""
+        try:
+            if self._getLeader() != self.selfNode:  # forwards, or answers "not the leader"
+                self._checkCommandsToApply()
+            self._poller.poll(timeout)
+        except StorageFault as fault:  # an entry from the leader did not fit in the journal
+            self.faults.failed(fault)
+
+    def _step_down(self) -> None:
+        """A leader that cannot apply stops leading: it asks the most caught-up follower to
+        call an election now (Raft's TimeoutNow, if one is caught up) and becomes a follower;
+        without its heartbeats the others elect a leader within an election timeout anyway."""
+        if self._getLeader() != self.selfNode or not self.otherNodes:
+            return
+        log.warning("stepping down as leader: this node cannot apply committed entries")
+        self.transferLeadership()
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
+
     def _on_tick(self) -> None:
         leader = self._getLeader()
         address = leader.address if leader is not None else None
@@ -178,8 +230,9 @@ class MemoryLog(SyncObj):
             Path(filename).unlink(missing_ok=True)
             os.link(dump, filename)
             standing = os.stat(dump).st_ino
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(work, ignore_errors=True)
+            log.error("taking the snapshot at log index %d failed: %s", last[1], exc)
             self._snapshot_done(SERIALIZER_STATE.FAILED, last[1])
             raise
         self._snapshot = SERIALIZER_STATE.SERIALIZING
@@ -200,6 +253,8 @@ class MemoryLog(SyncObj):
                 if os.stat(dump).st_ino == standing:
                     os.replace(writing, dump)
                     state = SERIALIZER_STATE.SUCCESS
+        except OSError as exc:  # a full disk: one line, not a traceback per attempt
+            log.error("writing the snapshot at log index %d failed: %s", index, exc)
         except Exception:
             log.exception("writing the snapshot at log index %d failed", index)
         finally:
@@ -214,12 +269,20 @@ class MemoryLog(SyncObj):
         if state == SERIALIZER_STATE.SUCCESS:
             self.snapshot_index = max(self.snapshot_index, index)
             log.info("snapshot written at log index %d", index)
+        else:
+            self._snapshot_failed_at = monotonic()
         self._snapshot = state
 
     def _snapshot_state(self) -> int:
         """pysyncobj's serializeChecker: SERIALIZING while the writer runs, then SUCCESS (or
-        FAILED) once, then NOT_SERIALIZING."""
+        FAILED) once, then NOT_SERIALIZING. A failure is reported only SNAPSHOT_RETRY seconds
+        after it happened: pysyncobj tries again on the next tick, and on a full disk each try
+        wrote a copy of the store until the disk filled again."""
         state = self._snapshot
+        failed_at = self._snapshot_failed_at
+        if state == SERIALIZER_STATE.FAILED and failed_at is not None \
+                and monotonic() - failed_at < SNAPSHOT_RETRY:
+            return SERIALIZER_STATE.SERIALIZING
         if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
             self._snapshot = SERIALIZER_STATE.NOT_SERIALIZING
         return state

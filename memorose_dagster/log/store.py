@@ -9,6 +9,8 @@ after a restart (pysyncobj re-applies entries after its last dump) a no-op.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import shutil
 import threading
 import time
@@ -17,14 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rocksdict import Checkpoint, DbClosedError, Options, Rdict, WriteBatch
+from rocksdict import AccessType, Checkpoint, DbClosedError, Options, Rdict, WriteBatch
 
 from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
 from memorose_dagster.log.access_totals import apply_access
+from memorose_dagster.log.faults import FaultFile, StorageFault
 from memorose_dagster.records import DERIVED_KINDS, FINAL_REASONS, KIND_OF_LAYER, pack, unpack
 
+log = logging.getLogger("memorose.storage")
+
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
+REOPEN_WAIT = 2.0  # seconds a reopen waits for readers of the failed database to let go
+# A disk that was full is given this much room before RocksDB is reopened: until then the
+# failed instance keeps serving reads (RocksDB only refuses writes in its error state).
+REOPEN_MIN_FREE = 4 * 1024 * 1024
 
 
 def ingest_day(event_id: str) -> str:
@@ -35,6 +44,27 @@ def ingest_day(event_id: str) -> str:
         return ""
 
 
+class _Reopening:
+    """Stands in for the database while it is reopened: every read raises StoreClosed."""
+
+    def __init__(self, old: Rdict):
+        self._old: Rdict | None = old
+
+    def close_old(self) -> None:
+        if self._old is None:
+            return
+        try:
+            self._old.close()
+        except RuntimeError:  # a reader is still inside it ("Already borrowed"): next retry
+            raise
+        except Exception:  # close() re-raises the background error, but it did close
+            log.debug("closing the failed RocksDB instance", exc_info=True)
+        self._old = None
+
+    def __getattr__(self, name: str) -> Any:
+        raise DbClosedError("the store is being reopened after a storage fault")
+
+
 def _options() -> Options:
     opts = Options(raw_mode=True)
     opts.create_if_missing(True)
@@ -42,12 +72,15 @@ def _options() -> Options:
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, fault_file: FaultFile | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(self.path), _options())
         self._swap_lock = threading.Lock()
-
+        self._fault_file = fault_file or FaultFile(None)
+        # After a failed write RocksDB refuses every write ("background error") until the
+        # database is reopened; rocksdict has no resume(). Set until the next successful write.
+        self._failed: StorageFault | None = None
 
     @property
     def applied_index(self) -> int:
@@ -57,6 +90,7 @@ class Store:
     def apply(self, records: list[dict[str, Any]], log_index: int) -> list[dict[str, Any]] | None:
         """Write one committed command atomically. Returns the records as stored, or None if
         this index was applied before (replay)."""
+        self._recover()
         if log_index <= self.applied_index:
             return None
         batch = WriteBatch(raw_mode=True)
@@ -90,8 +124,64 @@ class Store:
             applied.append(record)
         batch.put(keys.seq(log_index), pack(written))
         batch.put(keys.APPLIED, log_index.to_bytes(8, "big"))
-        self._db.write(batch)
+        self._write(batch)
         return applied
+
+    def _write(self, batch: WriteBatch) -> None:
+        """The one write of the state machine: all of a command or nothing. A failure (disk full,
+        I/O error) raises ``StorageFault``; the next call reopens the database first."""
+        try:
+            self._fault_file.check("rocksdb")
+            self._db.write(batch)
+        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
+            self._failed = StorageFault.of(exc, "rocksdb")
+            raise self._failed from exc
+        self._failed = None
+
+    def _recover(self) -> None:
+        """After a failed write, reopen the database (RocksDB's way out of its error state)."""
+        if self._failed is None:
+            return
+        try:
+            self._fault_file.check("rocksdb")
+            if self._failed.full:
+                st = os.statvfs(self.path)
+                if st.f_bavail * st.f_frsize < REOPEN_MIN_FREE:
+                    raise self._failed
+            self._reopen()
+        except Exception as exc:
+            raise StorageFault.of(exc, "rocksdb") from exc
+
+    def probe(self) -> None:
+        """A write that changes nothing visible: raises ``StorageFault`` while writes fail."""
+        self._recover()
+        batch = WriteBatch(raw_mode=True)
+        batch.delete(keys.PROBE)
+        self._write(batch)
+
+    def _reopen(self) -> None:
+        # Readers see a closed store (StoreClosed: 503, try another node) while this runs: a
+        # read inside the old instance's close() would fail with a RuntimeError instead. The
+        # old instance's cleanup must not run over the new one's files (see _wait_released):
+        # a reader holding on past REOPEN_WAIT fails this attempt, and the tick retries.
+        with self._swap_lock:
+            if not isinstance(self._db, _Reopening):
+                self._db = _Reopening(self._db)
+            self._db.close_old()
+            try:
+                self._wait_released(REOPEN_WAIT)
+                self._db = Rdict(str(self.path), _options())
+            except Exception:
+                self._open_read_only()
+                raise
+            log.info("RocksDB reopened after a storage fault")
+
+    def _open_read_only(self) -> None:
+        """Reads go on from a read-only instance (it writes nothing) until the next attempt."""
+        try:
+            self._db = Rdict(str(self.path), _options(), access_type=AccessType.read_only())
+        except Exception as exc:  # reads answer StoreClosed (503) until the next attempt
+            log.warning("RocksDB cannot be opened even to read: %s", exc)
 
     def _apply_tombstone(self, batch: WriteBatch, record: dict[str, Any]) -> None:
         tenant, kind, target_id = record["tenant"], record["target_kind"], record["target_id"]
@@ -278,4 +368,13 @@ class Store:
                 time.sleep(0.02)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database. A store in RocksDB's error state (or on a full disk) raises a write
+        error from close(); the files and the lock are released all the same, and what was
+        acknowledged is in the WAL, so that error is not a reason to fail a shutdown."""
+        try:
+            if isinstance(self._db, _Reopening):
+                self._db.close_old()
+            else:
+                self._db.close()
+        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
+            log.warning("closing RocksDB: %s", exc)

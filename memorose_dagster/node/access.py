@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from memorose_dagster.errors import CommitTimeout, MemoroseError
+from memorose_dagster.errors import CommitTimeout, MemoroseError, StorageError, StorageFull
 from memorose_dagster.records import KIND_OF_LAYER, MEMORY_LAYERS, Access
 
 log = logging.getLogger("memorose.access")
@@ -95,6 +95,9 @@ class AccessLog:
             return self._node.submit(records, wait_indexed=False)
         except CommitTimeout:
             log.warning("access flush of %d records timed out; dropped", len(records))
+        except (StorageFull, StorageError):  # said once by the storage log; keep the counts
+            self._restore(pending)
+            self._backoff = True
         except MemoroseError as exc:  # not committed: keep the counts for the next flush
             log.warning("access flush failed (%s); retrying later", exc.message)
             self._restore(pending)

@@ -62,7 +62,8 @@ def member_status(raw: dict[str, Any]) -> dict[str, Any]:
             "leader": getattr(leader, "address", None), "term": raw["raft_term"],
             "commit_index": raw["commit_idx"], "applied_index": raw["last_applied"],
             "store_applied_index": extra.get("applied_index"),
-            "indexed_index": extra.get("indexed_index"), "log_len": raw["log_len"]}
+            "indexed_index": extra.get("indexed_index"), "log_len": raw["log_len"],
+            "status": extra.get("status"), "reason": extra.get("reason")}
 
 
 class MemberView:

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObjException
 
 from memorose_dagster.errors import CommitTimeout, InvalidInput, NotFound, Unavailable
 from memorose_dagster.index.fulltext import FullTextIndex
 from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.log import keys
+from memorose_dagster.log.faults import FaultFile, FaultState
 from memorose_dagster.log.replicated import ROLES, MemoryLog
-from memorose_dagster.log.store import Store, StoreClosed
+from memorose_dagster.log.store import StoreClosed
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.models.provider import make_embedder
-from memorose_dagster.node import commits, maintenance, membership
+from memorose_dagster.node import commits, maintenance, membership, startup_checks
 from memorose_dagster.node.access import AccessLog
 from memorose_dagster.node.forgetter import Forgetter
+from memorose_dagster.node.health import StorageHealth
 from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.node.members import MemberView
 from memorose_dagster.node.memories import Memories
@@ -32,6 +37,8 @@ from memorose_dagster.records import SYSTEM_TENANT, ApiKey, Event, pack, record_
 from memorose_dagster.settings import Settings, secure_home
 
 log = logging.getLogger("memorose.node")
+
+IN_FLIGHT_CHECK = 0.05  # seconds between looks at this node's storage while a write waits
 
 __all__ = ["Node", "StoreClosed"]  # StoreClosed: a read met a store being replaced
 
@@ -44,12 +51,22 @@ class Node:
         secret = settings.resolved_secret()  # a weak one is refused before anything starts
         self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request
-        self.store = Store(home / "rocksdb")
-        self.indexer = Indexer(self.store, FullTextIndex(home / "tantivy"),
+        startup_checks.check_data_dir(home)
+        # Test hook (MEMOROSE_FAULT_FILE); a relative path is taken inside the data directory.
+        fault_file = FaultFile(home / settings.fault_file if settings.fault_file else None)
+        self.store = startup_checks.open_store(home, fault_file)
+        try:
+            fulltext = FullTextIndex(home / "tantivy")
+        except ValueError as exc:
+            self.store.close()
+            raise startup_checks.index_error(home / "tantivy", home, exc) from exc
+        self.indexer = Indexer(self.store, fulltext,
                                VectorIndex(home / "lancedb", self.embedder.dim,
                                            self.embedder.name),
                                home / "indexed.watermark")
         self.indexer.start()
+        faults = FaultState()
+        self.storage = StorageHealth(home, settings.min_free_bytes, faults)
         # After a snapshot install the indexer goes on from its watermark: the new store holds
         # the log's per-index key lists, so catching up is exact (and no full rebuild).
         self.log = MemoryLog(settings.raft_address, list(settings.peers), self.store,
@@ -63,7 +80,9 @@ class Node:
                                  "node_id": settings.name,
                                  "url": f"http://{settings.host}:{settings.port}",
                                  "applied_index": self.store.applied_index,
-                                 "indexed_index": self.indexer.indexed})
+                                 "indexed_index": self.indexer.indexed,
+                                 **self.storage.report()},
+                             faults=faults, fault_file=fault_file)
         self.members = MemberView(self.log)
         self.members.start()
         self.access = AccessLog(self)  # retrieve hits, flushed through the log
@@ -74,14 +93,34 @@ class Node:
 
     def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
         """Commit ``records`` as one log command; returns its log index once applied here."""
+        self.storage.check_writable()  # a full disk answers now, and nothing is proposed
         timeout = self.settings.commit_timeout
         payload = pack(records)
-        index = commits.commit(
-            self.log, lambda left: self.log.apply_batch(payload, sync=True, timeout=left),
-            timeout, retry_ambiguous=commits.retry_safe(records))
+        index = commits.commit(self.log, lambda left: self._propose(payload, left), timeout,
+                               retry_ambiguous=commits.retry_safe(records))
         if wait_indexed and not self.indexer.wait_for(index, timeout):
             raise CommitTimeout(f"log index {index} committed but not yet indexed on this node")
         return index
+
+    def _propose(self, payload: bytes, timeout: float) -> int:
+        """One ``apply_batch`` through the log, answered when applied here; fails at once when
+        this node's storage fails meanwhile (pysyncobj would never call back: the entry waits
+        in the log until the disk takes writes again)."""
+        done, outcome = threading.Event(), {}
+
+        def callback(result: object, error: int) -> None:
+            outcome.update(result=result, error=error)
+            done.set()
+
+        self.log.apply_batch(payload, callback=callback)
+        deadline = time.monotonic() + timeout
+        while not done.wait(min(IN_FLIGHT_CHECK, max(deadline - time.monotonic(), 0))):
+            if time.monotonic() >= deadline:
+                raise SyncObjException("Timeout")
+            self.storage.check_in_flight()
+        if outcome["error"] != FAIL_REASON.SUCCESS:
+            raise SyncObjException(outcome["error"])
+        return outcome["result"]
 
     def ingest(self, events: list[Event]) -> int:
         return self.submit([event.to_dict() for event in events])
@@ -192,11 +231,18 @@ class Node:
     def leader(self) -> str | None:
         return commits.leader_address(self.log)
 
+    def health(self) -> dict[str, Any]:
+        """``status`` ok or degraded (with the reason), role and leader: for ``/health``."""
+        leader = commits.leader_address(self.log)
+        role = ROLES.get(commits.raft_status(self.log)["state"], "unknown")
+        return {**self.storage.report(), "role": role, "leader": leader}
+
     def status(self) -> dict[str, Any]:
         raft = commits.raft_status(self.log)
         members = self.members.members()
         leader = commits.leader_address(self.log)
         return {
+            **self.storage.report(),
             "node_id": self.settings.name,
             "raft_address": self.settings.raft_address,
             "role": ROLES.get(raft["state"], str(raft["state"])),
@@ -237,6 +283,8 @@ class Node:
         while time.monotonic() < deadline:
             if self.log.leader_node() is not None and self.log.isReady():
                 return
+            if self.storage.faulted():  # start degraded: serve reads, refuse writes
+                return
             time.sleep(0.02)
         raise Unavailable(f"no Raft leader after {timeout:.0f}s")
 
@@ -246,7 +294,10 @@ class Node:
         self.log.wait_snapshot_written()
         self.log.destroy_synchronous()
         self.indexer.stop()
-        self.indexer.fulltext.close()
+        try:
+            self.indexer.fulltext.close()
+        except ValueError as exc:  # its last commit, on a full disk: derived data, rebuilt
+            log.warning("closing Tantivy: %s", exc)
         self.store.close()
 
 
