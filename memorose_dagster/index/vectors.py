@@ -76,6 +76,10 @@ class VectorIndex:
         with self._lock:
             self._table.delete("true")
 
+    @property
+    def dim(self) -> int:
+        return self._dim
+
     def count(self) -> int:
         return self._table.count_rows()
 

@@ -13,12 +13,19 @@ import logging
 import time
 from typing import Any
 
-from memorose_dagster.errors import CommitTimeout, InvalidInput, NotFound, Unavailable
+from memorose_dagster.errors import (
+    CommitTimeout,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from memorose_dagster.index.fulltext import FullTextIndex
 from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.log import keys
 from memorose_dagster.log.replicated import ROLES, MemoryLog
 from memorose_dagster.log.store import Store, StoreClosed
+from memorose_dagster.log.validate import InvalidRecord, validate_record
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.models.provider import make_embedder
 from memorose_dagster.node import commits, maintenance, membership
@@ -28,7 +35,7 @@ from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.node.members import MemberView
 from memorose_dagster.node.memories import Memories
 from memorose_dagster.node.retrieval import Retriever
-from memorose_dagster.records import Event, pack, record_from_dict
+from memorose_dagster.records import Event, pack
 from memorose_dagster.settings import Settings
 
 log = logging.getLogger("memorose.node")
@@ -68,19 +75,39 @@ class Node:
         self.memories = Memories(self.store, self.retriever)
         self._forgetter: Forgetter | None = None
 
-    def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
-        """Commit ``records`` as one log command; returns its log index once applied here."""
+    def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True,
+               label: str = "records") -> int:
+        """Commit ``records`` as one log command; returns its log index once applied here.
+
+        Each record is checked against its type first (InvalidInput names ``{label}.{i}.
+        {field}``); the state machine decides resent event ids: an id stored with another
+        event makes the whole command a Conflict, with nothing of it applied."""
+        for i, record in enumerate(records):
+            try:
+                validate_record(record)
+            except InvalidRecord as exc:
+                where = f"{label}.{i}.{exc.field}" if exc.field else f"{label}.{i}"
+                raise InvalidInput(f"{where}: {exc.problem}", field=where) from exc
         timeout = self.settings.commit_timeout
         payload = pack(records)
-        index = commits.commit(
+        outcome = commits.commit(
             self.log, lambda left: self.log.apply_batch(payload, sync=True, timeout=left),
             timeout, retry_ambiguous=commits.retry_safe(records))
+        index = outcome["log_index"]
+        if outcome["clashes"]:
+            i = outcome["clashes"][0]
+            raise Conflict(f"events.{i}.event_id: {records[i]['event_id']} is already stored "
+                           "with another user, stream, content or metadata",
+                           field=f"events.{i}.event_id", log_index=index)
+        if outcome["rejected"]:
+            raise InvalidInput(f"command not applied: {outcome['rejected']}", field=label,
+                               log_index=index)
         if wait_indexed and not self.indexer.wait_for(index, timeout):
             raise CommitTimeout(f"log index {index} committed but not yet indexed on this node")
         return index
 
     def ingest(self, events: list[Event]) -> int:
-        return self.submit([event.to_dict() for event in events])
+        return self.submit([event.to_dict() for event in events], label="events")
 
     def commit_derived(self, raw: list[dict[str, Any]]) -> int:
         """Pipeline: commit derived records (as JSON: vector values base64) as one command."""
@@ -89,12 +116,13 @@ class Node:
             if item.get("kind") == "event":
                 raise InvalidInput(f"records.{i}: events enter through /api/v1/events",
                                    field=f"records.{i}.kind")
-            try:
-                if item.get("kind") == "vector" and isinstance(item.get("values"), str):
+            if item.get("kind") == "vector" and isinstance(item.get("values"), str):
+                try:
                     item = {**item, "values": base64.b64decode(item["values"], validate=True)}
-                records.append(record_from_dict(item).to_dict())
-            except (TypeError, ValueError) as exc:
-                raise InvalidInput(f"records.{i}: {exc}", field=f"records.{i}") from exc
+                except ValueError as exc:
+                    raise InvalidInput(f"records.{i}.values: not base64",
+                                       field=f"records.{i}.values") from exc
+            records.append(item)
         return self.submit(records)
 
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
