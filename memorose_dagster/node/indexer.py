@@ -34,8 +34,12 @@ class Indexer:
         self.fulltext = fulltext
         self.vectors = vectors
         self._watermark_path = watermark_path
-        self.indexed = 0 if fulltext.rebuilt else self._read_watermark()
-        if fulltext.rebuilt:
+        # An index dropped for a new layout (or missing) is rebuilt from RocksDB: both, so
+        # neither keeps rows the other lost.
+        rebuilt = fulltext.rebuilt or vectors.rebuilt
+        self.indexed = 0 if rebuilt else self._read_watermark()
+        if rebuilt:
+            fulltext.clear()
             vectors.clear()
         self.skipped = 0  # records that could not be indexed (logged once each)
         self._cond = threading.Condition()
@@ -111,10 +115,10 @@ class Indexer:
 
     def _index(self, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
         # read_log returns each key's current record, so a record rewritten by several commands
-        # of this page comes back several times: keep one action per id, the last in log order.
-        # A record that cannot be indexed is skipped for good, not retried.
-        docs: dict[str, TextDoc | None] = {}
-        rows: dict[str, VectorRow | None] = {}
+        # of this page comes back several times: keep one action per (tenant, id), the last in
+        # log order. A record that cannot be indexed is skipped for good, not retried.
+        docs: dict[tuple[str, str], TextDoc | None] = {}
+        rows: dict[tuple[str, str], VectorRow | None] = {}
         for index, records in entries:
             for stored in records:
                 try:
@@ -125,20 +129,21 @@ class Indexer:
                 kind = record["kind"]
                 if kind in LAYER_OF_KIND:
                     rid = record_id(record)
-                    docs[rid] = TextDoc(
+                    docs[record["tenant"], rid] = TextDoc(
                         rid, record["tenant"], record["user_id"], record.get("stream_id", ""),
                         LAYER_OF_KIND[kind], record["content"], record.get("context", ""))
                 elif kind == "vector":
                     row = self._vector_row(index, record)
                     if row is not None:
-                        rows[row.id] = row
+                        rows[row.tenant, row.id] = row
                 elif kind == "tombstone":
-                    docs[record["target_id"]] = rows[record["target_id"]] = None
+                    docs[record["tenant"], record["target_id"]] = None
+                    rows[record["tenant"], record["target_id"]] = None
         self.fulltext.upsert([d for d in docs.values() if d is not None])
-        self.fulltext.delete([rid for rid, d in docs.items() if d is None])
+        self.fulltext.delete([key for key, d in docs.items() if d is None])
         self.fulltext.commit()
         self.vectors.upsert([r for r in rows.values() if r is not None])
-        self.vectors.delete([rid for rid, r in rows.items() if r is None])
+        self.vectors.delete([key for key, r in rows.items() if r is None])
         self._rows_since_optimize += len(rows)
         if self._rows_since_optimize >= OPTIMIZE_EVERY_ROWS:
             self._rows_since_optimize = 0
