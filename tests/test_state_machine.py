@@ -191,3 +191,12 @@ def test_a_resent_event_id_with_other_content_is_refused_by_the_state_machine(qu
     assert rejected["clashes"] == [1]
     same = quick_node.submit([first.to_dict()])  # the same event again: a harmless resend
     assert same > raised.value.details["log_index"]
+
+
+def test_an_event_the_state_machine_refuses_is_a_400_naming_the_field(quick_node):
+    body = b'{"user_id": "u", "stream_id": "s", "content": "x", "metadata": {"score": NaN}}'
+    with TestClient(create_app(node=quick_node)) as client:
+        response = client.post("/api/v1/events", content=body,
+                               headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "events.0.metadata"

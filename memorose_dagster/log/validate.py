@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
+
+import numpy as np
 
 from memorose_dagster.records import LAYER_OF_KIND, RECORD_TYPES, unpack, vector_from_bytes
 
@@ -39,20 +42,31 @@ class InvalidRecord(ValueError):
 Check = Callable[[Any], str]  # "" when the value fits, else what is wrong
 
 
-def _plain_json(value: Any, depth: int = 0) -> bool:
-    if depth > MAX_DEPTH:
-        return False
-    if value is None or isinstance(value, bool | str):
-        return True
-    if isinstance(value, int):
-        return INT_RANGE[0] <= value <= INT_RANGE[1]
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_plain_json(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain_json(v, depth + 1) for k, v in value.items())
-    return False
+def _plain_json(value: Any) -> bool:
+    """None, booleans, strings, finite numbers, and lists and string-keyed objects of them."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if item is None or kind is str or kind is bool:
+            continue
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is int:
+            if not INT_RANGE[0] <= item <= INT_RANGE[1]:
+                return False
+        elif depth >= MAX_DEPTH:
+            return False
+        elif kind is list:
+            stack.extend([(x, depth + 1) for x in item])
+        elif kind is dict:
+            if not all(type(k) is str for k in item):
+                return False
+            stack.extend([(x, depth + 1) for x in item.values()])
+        else:
+            return False
+    return True
 
 
 def _checker(hint: Any) -> Check:
@@ -66,7 +80,7 @@ def _checker(hint: Any) -> Check:
         return lambda v: "" if isinstance(v, int) and not isinstance(v, bool) \
             and INT_RANGE[0] <= v <= INT_RANGE[1] else "must be an integer"
     if hint is float:
-        return lambda v: ("must be a number" if not isinstance(v, int | float)
+        return lambda v: ("must be a number" if not isinstance(v, (int, float))
                           or isinstance(v, bool) else "" if math.isfinite(v)
                           else "must be a finite number")
     if hint is bytes:
@@ -90,35 +104,58 @@ def _checker(hint: Any) -> Check:
     raise TypeError(f"no validation rule for the record annotation {hint!r}")
 
 
-def _plain_id(value: str) -> str:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain_id(value: Any) -> str:
     if not value.strip():
         return "must be a non-empty id"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _CONTROL.search(value):
         return "must be plain text (no control characters or key separator)"
     return ""
 
 
-def _vector_bytes(value: bytes) -> str:
+def _plain_ids(value: Any) -> str:
+    return next((f"holds a bad id: {p}" for p in map(_plain_id, value) if p), "")
+
+
+def _known_kind(value: Any) -> str:
+    return "" if value in RECORD_TYPES else f"must be one of {sorted(RECORD_TYPES)}"
+
+
+def _layer(value: Any) -> str:
+    layers = sorted(LAYER_OF_KIND.values())
+    return "" if value in layers else f"must be one of {layers}"
+
+
+def _vector_bytes(value: Any) -> str:
     if not value or len(value) % 4:
         return "must hold a whole, non-zero number of float32 values (4 bytes each)"
-    if not all(math.isfinite(x) for x in vector_from_bytes(value).tolist()):
+    if not bool(np.isfinite(vector_from_bytes(value)).all()):
         return "must hold finite float32 values"
     return ""
 
 
-def _extra(kind: str, name: str, value: Any) -> str:
-    """The rules beyond the annotation, by field name."""
-    if name in ID_FIELDS and isinstance(value, str):
-        return _plain_id(value)
-    if name in ID_LIST_FIELDS and isinstance(value, list):
-        return next((f"holds a bad id: {p}" for p in map(_plain_id, value) if p), "")
-    if name in KIND_FIELDS and value not in RECORD_TYPES:
-        return f"must be one of {sorted(RECORD_TYPES)}"
-    if kind == "vector" and name == "layer" and value not in LAYER_OF_KIND.values():
-        return f"must be one of {sorted(LAYER_OF_KIND.values())}"
+def _extra(kind: str, name: str) -> Check | None:
+    """The rule beyond the annotation, by field name (run once the type fits)."""
+    if name in ID_FIELDS:
+        return _plain_id
+    if name in ID_LIST_FIELDS:
+        return _plain_ids
+    if name in KIND_FIELDS:
+        return _known_kind
+    if kind == "vector" and name == "layer":
+        return _layer
     if kind == "vector" and name == "values":
-        return _vector_bytes(value)
-    return ""
+        return _vector_bytes
+    return None
+
+
+def _both(first: Check, then: Check) -> Check:
+    def check(value: Any) -> str:
+        # None passes a nullable field's type check and has no further rule
+        return first(value) or ("" if value is None else then(value))
+    return check
 
 
 def _same(value: Any) -> Any:
@@ -130,12 +167,14 @@ def _schema(cls: type) -> list[tuple[str, Check, Any]]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in fields(cls):
+        check = _checker(hints[f.name])
+        extra = _extra(cls.kind, f.name)
         default: Any = MISSING
         if f.default is not MISSING:
             default = functools.partial(_same, f.default)
         elif f.default_factory is not MISSING:
             default = f.default_factory
-        out.append((f.name, _checker(hints[f.name]), default))
+        out.append((f.name, check if extra is None else _both(check, extra), default))
     return out
 
 
@@ -159,7 +198,7 @@ def validate_record(data: Any) -> dict[str, Any]:
             out[name] = default()
             continue
         value = data[name]
-        problem = check(value) or _extra(kind, name, value)
+        problem = check(value)
         if problem:
             raise InvalidRecord(name, problem)
         out[name] = value

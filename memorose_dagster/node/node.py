@@ -79,15 +79,10 @@ class Node:
                label: str = "records") -> int:
         """Commit ``records`` as one log command; returns its log index once applied here.
 
-        Each record is checked against its type first (InvalidInput names ``{label}.{i}.
-        {field}``); the state machine decides resent event ids: an id stored with another
-        event makes the whole command a Conflict, with nothing of it applied."""
-        for i, record in enumerate(records):
-            try:
-                validate_record(record)
-            except InvalidRecord as exc:
-                where = f"{label}.{i}.{exc.field}" if exc.field else f"{label}.{i}"
-                raise InvalidInput(f"{where}: {exc.problem}", field=where) from exc
+        The state machine checks every record and decides resent event ids: a command it
+        cannot apply is InvalidInput naming ``{label}.{i}.{field}``; an event id stored with
+        another event makes the whole command a Conflict. Either way nothing of it is applied.
+        """
         timeout = self.settings.commit_timeout
         payload = pack(records)
         outcome = commits.commit(
@@ -100,8 +95,9 @@ class Node:
                            "with another user, stream, content or metadata",
                            field=f"events.{i}.event_id", log_index=index)
         if outcome["rejected"]:
-            raise InvalidInput(f"command not applied: {outcome['rejected']}", field=label,
-                               log_index=index)
+            reason = outcome["rejected"].replace("records.", f"{label}.", 1)
+            where = reason.partition(":")[0] if reason.startswith(f"{label}.") else label
+            raise InvalidInput(reason, field=where, log_index=index)
         if wait_indexed and not self.indexer.wait_for(index, timeout):
             raise CommitTimeout(f"log index {index} committed but not yet indexed on this node")
         return index
@@ -110,19 +106,24 @@ class Node:
         return self.submit([event.to_dict() for event in events], label="events")
 
     def commit_derived(self, raw: list[dict[str, Any]]) -> int:
-        """Pipeline: commit derived records (as JSON: vector values base64) as one command."""
+        """Pipeline: commit derived records (as JSON: vector values base64) as one command.
+        Each is checked against its type before it is proposed: InvalidInput names
+        ``records.{i}.{field}``."""
         records = []
         for i, item in enumerate(raw):
             if item.get("kind") == "event":
                 raise InvalidInput(f"records.{i}: events enter through /api/v1/events",
                                    field=f"records.{i}.kind")
-            if item.get("kind") == "vector" and isinstance(item.get("values"), str):
-                try:
+            try:
+                if item.get("kind") == "vector" and isinstance(item.get("values"), str):
                     item = {**item, "values": base64.b64decode(item["values"], validate=True)}
-                except ValueError as exc:
-                    raise InvalidInput(f"records.{i}.values: not base64",
-                                       field=f"records.{i}.values") from exc
-            records.append(item)
+                records.append(validate_record(item))
+            except InvalidRecord as exc:
+                where = f"records.{i}.{exc.field}" if exc.field else f"records.{i}"
+                raise InvalidInput(f"{where}: {exc.problem}", field=where) from exc
+            except ValueError as exc:  # not base64
+                raise InvalidInput(f"records.{i}.values: not base64",
+                                   field=f"records.{i}.values") from exc
         return self.submit(records)
 
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
