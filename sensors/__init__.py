@@ -54,9 +54,12 @@ def log_sensor(context: dg.SensorEvaluationContext,
                cluster: ClusterResource) -> dg.SensorResult | dg.SkipReason:
     """Requests a memory_job run over every log entry committed since the last request."""
     cursor = int(context.cursor or 0)
-    has_events, applied = cluster.has_new(cursor, ["event"])
+    has_events, applied, scanned_to = cluster.has_new(cursor, ["event"])
     if not has_events:
-        return dg.SkipReason(f"no new events after log index {cursor}")
+        reason = f"no new events after log index {cursor}"
+        if scanned_to > cursor:  # entries without events (access flushes, derived records)
+            return dg.SensorResult(skip_reason=reason, cursor=str(scanned_to))
+        return dg.SkipReason(reason)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     request = dg.RunRequest(run_key=f"log-{cursor}-{applied}", partition_key=today,
                             run_config=range_run_config(cursor, applied),

@@ -22,7 +22,7 @@ def event(i: int, user: str = "u") -> dict:
 def test_apply_is_idempotent_by_log_index(tmp_path):
     store = Store(tmp_path / "db")
     first = [event(1), event(2)]
-    applied = store.apply(first, 5)
+    applied = store.apply(first, 5).records
     assert [r["log_index"] for r in applied] == [5, 5]
     digest = store.digest()
     assert store.apply(first, 5) is None  # journal replay after a restart
@@ -163,11 +163,14 @@ def test_an_event_is_written_once_and_a_forgotten_one_stays_gone(tmp_path):
     store = Store(tmp_path / "db")
     ev = event(1)
     store.apply([ev], 1)
-    assert store.apply([{**ev, "content": "rewritten"}], 2) == []  # a resend changes nothing
+    assert store.apply([ev], 2).records == []  # a resend changes nothing
+    clash = store.apply([{**ev, "content": "rewritten"}], 3)  # another event, same id: refused
+    assert clash.records == [] and clash.clashes == (0,)
     assert store.get(keys.event("t", ev["event_id"])) == {**ev, "log_index": 1}
     store.apply([Tombstone(tenant="t", target_kind="event", target_id=ev["event_id"],
-                           reason="forgotten").to_dict()], 3)
-    assert store.apply([ev], 4) == [] and store.get(keys.event("t", ev["event_id"])) is None
+                           reason="forgotten").to_dict()], 4)
+    assert store.apply([ev], 5).records == []
+    assert store.get(keys.event("t", ev["event_id"])) is None
     assert list(store.user_event_ids("t", "u")) == []
 
 

@@ -57,3 +57,28 @@ def test_the_memory_assets_derive_through_an_in_process_node(node):
     assert {"Lisbon", "Maria"} <= entities
     found = node.retrieve("default", "user_1", "where does she live", 5, layers=["L1"])
     assert found and found[0]["layer"] == "L1"
+
+
+def test_the_sensor_moves_its_cursor_past_a_long_stretch_without_events(node):
+    from memorose_dagster.records import Access
+
+    cluster = InProcessClusterResource.for_node(node)
+    first, ids = ingest(node, FACTS[:1])
+    cursor = tick(cluster).cursor
+    assert cursor == str(first)
+    node.store.scan_budget = 5  # a read of the log looks at 5 entries at most (100,000 live)
+    for _ in range(12):  # access flushes, no ingest
+        node.submit([Access(tenant="default", user_id="user_1", record_id=ids[0],
+                            target_kind="event", count=1, last_access=1.0).to_dict()],
+                    wait_indexed=False)
+    later, _ = ingest(node, FACTS[1:2])
+    for _ in range(5):
+        result = tick(cluster, cursor)
+        if isinstance(result, dg.SensorResult) and result.run_requests:
+            break
+        assert int(result.cursor) > int(cursor), "the cursor must move past entries"
+        cursor = result.cursor
+    else:
+        raise AssertionError("no run requested for the event after the access flushes")
+    after, until = map(int, result.run_requests[0].run_key.split("-")[1:])
+    assert first < after < later <= until

@@ -20,7 +20,12 @@ from memorose_dagster.lexicon import STOPWORDS
 _WORD = re.compile(r"\w+", re.UNICODE)
 _RESERVED = {"and", "or", "not", "to", "in"}  # parser keywords, lowercased words are safe
 CONTEXT_BOOST = 0.8  # a match in a neighbouring turn counts a bit less than in the turn
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"  # 3: documents keyed by (tenant, id), not by id alone
+
+
+def doc_key(tenant: str, record_id: str) -> str:
+    """A document's key: an id is unique per tenant only. Neither part holds ``\\x1f``."""
+    return f"{tenant}\x1f{record_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class Hit:
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
+    builder.add_text_field("key", stored=False, tokenizer_name="raw")
     builder.add_text_field("id", stored=True, tokenizer_name="raw")
     builder.add_text_field("layer", stored=True, tokenizer_name="raw")
     for name in ("tenant", "user_id", "stream_id"):
@@ -78,15 +84,18 @@ class FullTextIndex:
     def upsert(self, docs: list[TextDoc]) -> None:
         with self._lock:
             for doc in docs:
-                self._writer.delete_documents_by_term("id", doc.id)
+                key = doc_key(doc.tenant, doc.id)
+                self._writer.delete_documents_by_term("key", key)
                 self._writer.add_document(tantivy.Document(
-                    id=doc.id, tenant=doc.tenant, user_id=doc.user_id, stream_id=doc.stream_id,
-                    layer=doc.layer, text=doc.text, context=doc.context))
+                    key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
+                    stream_id=doc.stream_id, layer=doc.layer, text=doc.text,
+                    context=doc.context))
 
-    def delete(self, ids: list[str]) -> None:
+    def delete(self, keys: list[tuple[str, str]]) -> None:
+        """Drop the documents of these (tenant, id) pairs."""
         with self._lock:
-            for record_id in ids:
-                self._writer.delete_documents_by_term("id", record_id)
+            for tenant, record_id in keys:
+                self._writer.delete_documents_by_term("key", doc_key(tenant, record_id))
 
     def commit(self) -> None:
         with self._lock:

@@ -37,6 +37,10 @@ class VectorHit:
     similarity: float
 
 
+def _key(tenant: str, record_id: str) -> str:
+    return f"{tenant}\x1f{record_id}"
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -47,34 +51,51 @@ class VectorIndex:
         self._dim = dim
         self.model = model  # one table per embedding model: vectors of others are not indexed
         self._schema = pa.schema([
+            pa.field("key", pa.string()),  # tenant \x1f id: an id is unique per tenant only
             pa.field("id", pa.string()), pa.field("tenant", pa.string()),
             pa.field("user_id", pa.string()), pa.field("stream_id", pa.string()),
             pa.field("layer", pa.string()), pa.field("vector", pa.list_(pa.float32(), dim)),
         ])
         self._lock = threading.Lock()
         table = TABLE + "_" + re.sub(r"[^A-Za-z0-9]+", "_", model)
-        self._table = self._db.create_table(table, schema=self._schema, exist_ok=True)
+        try:
+            self._table = self._db.create_table(table, schema=self._schema, exist_ok=True)
+        except ValueError:  # LanceDB: the table exists with another schema
+            self._table = self._db.open_table(table)
+        # A table of an older layout (rows keyed by id alone) is dropped: the indexer sees
+        # ``rebuilt`` and refills it from RocksDB.
+        self.rebuilt = self._table.schema.names != self._schema.names
+        if self.rebuilt:
+            self._db.drop_table(table)
+            self._table = self._db.create_table(table, schema=self._schema)
         self._has_ann = bool(self._table.list_indices())
 
     def upsert(self, rows: list[VectorRow]) -> None:
         if not rows:
             return
         data = pa.Table.from_pylist([
-            {"id": r.id, "tenant": r.tenant, "user_id": r.user_id, "stream_id": r.stream_id,
-             "layer": r.layer, "vector": np.asarray(r.vector, dtype=np.float32)} for r in rows
+            {"key": _key(r.tenant, r.id), "id": r.id, "tenant": r.tenant, "user_id": r.user_id,
+             "stream_id": r.stream_id, "layer": r.layer,
+             "vector": np.asarray(r.vector, dtype=np.float32)} for r in rows
         ], schema=self._schema)
         with self._lock:
-            (self._table.merge_insert("id").when_matched_update_all()
+            (self._table.merge_insert("key").when_matched_update_all()
              .when_not_matched_insert_all().execute(data))
 
-    def delete(self, ids: list[str]) -> None:
-        if ids:
+    def delete(self, keys: list[tuple[str, str]]) -> None:
+        """Drop the rows of these (tenant, id) pairs."""
+        if keys:
             with self._lock:
-                self._table.delete("id IN (" + ", ".join(_quote(i) for i in ids) + ")")
+                self._table.delete("key IN (" + ", ".join(_quote(_key(t, i)) for t, i in keys)
+                                   + ")")
 
     def clear(self) -> None:
         with self._lock:
             self._table.delete("true")
+
+    @property
+    def dim(self) -> int:
+        return self._dim
 
     def count(self) -> int:
         return self._table.count_rows()

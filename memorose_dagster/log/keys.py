@@ -5,6 +5,8 @@ user id may contain ``/`` or ``:`` without ever colliding with another key. Tena
 every data key: isolation is a key prefix, never a filter applied after the read.
 
     m\\x1fapplied                          -> u64 BE: last Raft index applied to this store
+    m\\x1frejected\\x1f{log_index:016x}      -> msgpack {reason, clashes}: a committed command
+                                             the state machine skipped as a whole
     e\\x1f{tenant}\\x1f{event_id}             -> L0 event (msgpack map)
     u\\x1f{tenant}\\x1f{user_id}\\x1f{event_id}   -> b"" (a user's events, in time order)
     r\\x1f{kind}\\x1f{tenant}\\x1f{id}          -> derived record: kind l1, l2, entity, relation,
@@ -21,6 +23,7 @@ from __future__ import annotations
 SEP = "\x1f"
 APPLIED = b"m\x1fapplied"
 PROBE = b"m\x1fprobe"  # only ever deleted: the storage probe's write changes no visible key
+REJECTED_PREFIX = b"m\x1frejected\x1f"
 SEQ_PREFIX = b"s\x1f"
 
 
@@ -80,6 +83,10 @@ def tombstone(tenant: str, kind: str, record_id: str) -> bytes:
 
 def seq(log_index: int) -> bytes:
     return SEQ_PREFIX + f"{log_index:016x}".encode()
+
+
+def rejected(log_index: int) -> bytes:
+    return REJECTED_PREFIX + f"{log_index:016x}".encode()
 
 
 def seq_index(key: bytes) -> int:

@@ -120,18 +120,22 @@ class MemoryLog(SyncObj):
             self._SyncObj__raftElectionDeadline = monotonic() + STARTUP_GRACE
 
     @replicated
-    def apply_batch(self, payload: bytes) -> int:
+    def apply_batch(self, payload: bytes) -> dict[str, Any]:
         # Runs on every replica in commit order: deterministic, no clock, randomness or network.
-        # pysyncobj applies entry N while raftLastApplied == N - 1.
+        # pysyncobj applies entry N while raftLastApplied == N - 1. Returns the same on every
+        # replica: the log index, why the command was skipped ("" if applied) and which of its
+        # events clashed with stored ones. The store decodes the payload: bad bytes never raise.
         log_index = self.raftLastApplied + 1
-        applied = self._store.apply(unpack(payload), log_index)
-        if applied is not None:
-            self._on_applied(log_index, applied)
+        outcome = self._store.apply_payload(payload, log_index)
+        result = {"log_index": log_index, "rejected": "", "clashes": []}
+        if outcome is not None:
+            self._on_applied(log_index, outcome.records)
+            result.update(rejected=outcome.rejected, clashes=list(outcome.clashes))
         self._bytes_since_snapshot += len(payload)
         if self._bytes_since_snapshot > COMPACT_BYTES:  # local journal only, not replicated state
             self._bytes_since_snapshot = 0
             self.forceLogCompaction()
-        return log_index
+        return result
 
     def leader_node(self) -> TCPNode | None:
         """The leader this member follows (itself when leading), or None during an election."""

@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,15 +26,28 @@ from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
 from memorose_dagster.log.access_totals import apply_access
 from memorose_dagster.log.faults import FaultFile, StorageFault
+from memorose_dagster.log.validate import check_command, decode_command
 from memorose_dagster.records import DERIVED_KINDS, FINAL_REASONS, KIND_OF_LAYER, pack, unpack
 
-log = logging.getLogger("memorose.storage")
+log = logging.getLogger("memorose.store")
 
 StoreClosed = DbClosedError  # a read while a snapshot replaces the store, or after close
+MAX_SCAN = 100_000  # log entries one read of the log looks at, at most
 REOPEN_WAIT = 2.0  # seconds a reopen waits for readers of the failed database to let go
 # A disk that was full is given this much room before RocksDB is reopened: until then the
 # failed instance keeps serving reads (RocksDB only refuses writes in its error state).
 REOPEN_MIN_FREE = 4 * 1024 * 1024
+SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one command did: the records as stored, or why it was skipped as a whole
+    (``rejected``) and, for a resent event id holding another event, which records clashed."""
+
+    records: list[dict[str, Any]]
+    rejected: str = ""
+    clashes: tuple[int, ...] = ()
 
 
 def ingest_day(event_id: str) -> str:
@@ -77,6 +91,7 @@ class Store:
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(self.path), _options())
         self._swap_lock = threading.Lock()
+        self.scan_budget = MAX_SCAN
         self._fault_file = fault_file or FaultFile(None)
         # After a failed write RocksDB refuses every write ("background error") until the
         # database is reopened; rocksdict has no resume(). Set until the next successful write.
@@ -87,13 +102,48 @@ class Store:
         raw = self._db.get(keys.APPLIED)
         return int.from_bytes(raw, "big") if raw else 0
 
-    def apply(self, records: list[dict[str, Any]], log_index: int) -> list[dict[str, Any]] | None:
-        """Write one committed command atomically. Returns the records as stored, or None if
-        this index was applied before (replay)."""
+    def apply(self, command: Any, log_index: int) -> Outcome | None:
+        """Apply one decoded command, atomically. None if this index was applied before
+        (replay)."""
         self._recover()
         if log_index <= self.applied_index:
             return None
+        return self._apply(log_index, *check_command(command))
+
+    def apply_payload(self, payload: bytes, log_index: int) -> Outcome | None:
+        """Apply one command as committed: msgpack bytes, which may not even decode."""
+        self._recover()
+        if log_index <= self.applied_index:
+            return None
+        return self._apply(log_index, *decode_command(payload))
+
+    def _apply(self, log_index: int, records: list[dict[str, Any]], rejected: str,
+               ) -> Outcome:
+        # Never raises on what the command holds: a command no replica can apply (it does not
+        # decode, a record does not fit its type, an event id holds another event) is skipped
+        # as a whole, the same way everywhere, and the reason kept. Write errors propagate.
         batch = WriteBatch(raw_mode=True)
+        clashes = () if rejected else self._clashes(records)
+        if clashes:
+            rejected = f"records {list(clashes)}: event id already stored with another event"
+        if rejected:
+            outcome = Outcome([], rejected, clashes)
+            written: list[bytes] = []
+            batch.put(keys.rejected(log_index), pack({"reason": rejected,
+                                                      "clashes": list(clashes)}))
+        else:
+            written, applied = self._stage(batch, records, log_index)
+            outcome = Outcome(applied)
+        batch.put(keys.seq(log_index), pack(written))
+        batch.put(keys.APPLIED, log_index.to_bytes(8, "big"))
+        self._write(batch)
+        if rejected:
+            log.warning("log index %d skipped: %s", log_index, rejected)
+        return outcome
+
+    def _stage(self, batch: WriteBatch, records: list[dict[str, Any]], log_index: int,
+               ) -> tuple[list[bytes], list[dict[str, Any]]]:
+        """Put one valid command's records into ``batch``: the keys written and the records."""
         written: list[bytes] = []
         applied: list[dict[str, Any]] = []
         staged: dict[bytes, dict[str, Any]] = {}  # access totals written earlier in this batch
@@ -122,10 +172,22 @@ class Store:
             batch.put(key, pack(record))
             written.append(key)
             applied.append(record)
-        batch.put(keys.seq(log_index), pack(written))
-        batch.put(keys.APPLIED, log_index.to_bytes(8, "big"))
-        self._write(batch)
-        return applied
+        return written, applied
+
+    def _clashes(self, records: list[dict[str, Any]]) -> tuple[int, ...]:
+        """Positions of events whose id is already stored (or earlier in this command) with
+        another user, stream, content, type or metadata. A resend of the same event is fine."""
+        seen: dict[bytes, dict[str, Any]] = {}
+        clashes = []
+        for i, record in enumerate(records):
+            if record["kind"] != "event":
+                continue
+            key = keys.event(record["tenant"], record["event_id"])
+            stored = seen.get(key) or self.get(key)
+            if stored is not None and any(stored.get(k) != record[k] for k in SAME_EVENT):
+                clashes.append(i)
+            seen.setdefault(key, record)
+        return tuple(clashes)
 
     def _write(self, batch: WriteBatch) -> None:
         """The one write of the state machine: all of a command or nothing. A failure (disk full,
@@ -240,12 +302,14 @@ class Store:
             yield unpack(value)
 
     def scan_log(self, after: int, limit: int, kinds: set[str] | None = None,
-                 until: int | None = None, max_scan: int = 100_000,
+                 until: int | None = None, max_scan: int | None = None,
                  ) -> tuple[list[tuple[int, list[dict[str, Any]]]], int]:
         """Committed entries after index ``after``, oldest first, as (index, records present),
         keeping only records of ``kinds`` (entries with none are skipped),
-        up to index ``until``. Returns the entries and the last index scanned (the next cursor).
+        up to index ``until``, looking at ``max_scan`` entries at most (``scan_budget``).
+        Returns the entries and the last index scanned (the next cursor).
         """
+        max_scan = self.scan_budget if max_scan is None else max_scan
         out: list[tuple[int, list[dict[str, Any]]]] = []
         scanned_to = after
         for n, (key, value) in enumerate(self._db.items(from_key=keys.seq(after + 1))):

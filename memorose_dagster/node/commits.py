@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from pysyncobj import FAIL_REASON, SyncObjException
 
@@ -14,6 +14,7 @@ from memorose_dagster.errors import CommitTimeout, Unavailable
 from memorose_dagster.log.replicated import FAIL_REASONS, MemoryLog
 
 log = logging.getLogger("memorose.commits")
+T = TypeVar("T")
 
 RETRY_PAUSE = 0.05
 QUORUM_GRACE = 1.0  # a reconnect between live members takes a tick or two; wait that long
@@ -55,8 +56,8 @@ def _require_quorum(raft: MemoryLog, deadline: float) -> None:
         time.sleep(RETRY_PAUSE)
 
 
-def commit(raft: MemoryLog, attempt: Callable[[float], int], timeout: float,
-           retry_ambiguous: bool, retry_also: frozenset[int] = frozenset()) -> int:
+def commit(raft: MemoryLog, attempt: Callable[[float], T], timeout: float,
+           retry_ambiguous: bool, retry_also: frozenset[int] = frozenset()) -> T:
     """Commit one command through ``attempt(seconds_left)``, riding out a leader change.
 
     A command that cannot have been committed is retried until ``timeout``; one whose fate is

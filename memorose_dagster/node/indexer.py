@@ -18,6 +18,7 @@ from memorose_dagster.index.fulltext import FullTextIndex, TextDoc
 from memorose_dagster.index.vectors import VectorIndex, VectorRow
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
+from memorose_dagster.log.validate import InvalidRecord, validate_record
 from memorose_dagster.records import KIND_OF_LAYER, LAYER_OF_KIND, record_id, vector_from_bytes
 
 log = logging.getLogger("memorose.indexer")
@@ -33,9 +34,14 @@ class Indexer:
         self.fulltext = fulltext
         self.vectors = vectors
         self._watermark_path = watermark_path
-        self.indexed = 0 if fulltext.rebuilt else self._read_watermark()
-        if fulltext.rebuilt:
+        # An index dropped for a new layout (or missing) is rebuilt from RocksDB: both, so
+        # neither keeps rows the other lost.
+        rebuilt = fulltext.rebuilt or vectors.rebuilt
+        self.indexed = 0 if rebuilt else self._read_watermark()
+        if rebuilt:
+            fulltext.clear()
             vectors.clear()
+        self.skipped = 0  # records that could not be indexed (logged once each)
         self._cond = threading.Condition()
         self._wanted = 0
         self._stop = False
@@ -109,32 +115,45 @@ class Indexer:
 
     def _index(self, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
         # read_log returns each key's current record, so a record rewritten by several commands
-        # of this page comes back several times: keep one action per id, the last in log order.
-        docs: dict[str, TextDoc | None] = {}
-        rows: dict[str, VectorRow | None] = {}
-        for _, records in entries:
-            for record in records:
+        # of this page comes back several times: keep one action per (tenant, id), the last in
+        # log order. A record that cannot be indexed is skipped for good, not retried.
+        docs: dict[tuple[str, str], TextDoc | None] = {}
+        rows: dict[tuple[str, str], VectorRow | None] = {}
+        for index, records in entries:
+            for stored in records:
+                try:
+                    record = validate_record(stored)
+                except InvalidRecord as exc:
+                    self._skip(index, stored, str(exc))
+                    continue
                 kind = record["kind"]
                 if kind in LAYER_OF_KIND:
                     rid = record_id(record)
-                    docs[rid] = TextDoc(rid, record["tenant"], record["user_id"],
-                                        record.get("stream_id", ""), LAYER_OF_KIND[kind],
-                                        record["content"], record.get("context", ""))
+                    docs[record["tenant"], rid] = TextDoc(
+                        rid, record["tenant"], record["user_id"], record.get("stream_id", ""),
+                        LAYER_OF_KIND[kind], record["content"], record.get("context", ""))
                 elif kind == "vector":
-                    row = self._vector_row(record)
+                    row = self._vector_row(index, record)
                     if row is not None:
-                        rows[row.id] = row
+                        rows[row.tenant, row.id] = row
                 elif kind == "tombstone":
-                    docs[record["target_id"]] = rows[record["target_id"]] = None
+                    docs[record["tenant"], record["target_id"]] = None
+                    rows[record["tenant"], record["target_id"]] = None
         self.fulltext.upsert([d for d in docs.values() if d is not None])
-        self.fulltext.delete([rid for rid, d in docs.items() if d is None])
+        self.fulltext.delete([key for key, d in docs.items() if d is None])
         self.fulltext.commit()
         self.vectors.upsert([r for r in rows.values() if r is not None])
-        self.vectors.delete([rid for rid, r in rows.items() if r is None])
+        self.vectors.delete([key for key, r in rows.items() if r is None])
         self._rows_since_optimize += len(rows)
         if self._rows_since_optimize >= OPTIMIZE_EVERY_ROWS:
             self._rows_since_optimize = 0
             threading.Thread(target=self._optimize, name="memorose-optimize", daemon=True).start()
+
+    def _skip(self, log_index: int, record: Any, why: str) -> None:
+        self.skipped += 1
+        kind = record.get("kind") if isinstance(record, dict) else None
+        log.warning("log index %d: a %r record cannot be indexed (%s); skipped", log_index,
+                    kind, why)
 
     def _advance(self, index: int) -> None:
         self._write_watermark(index)
@@ -154,8 +173,12 @@ class Indexer:
         finally:
             self._optimizing.release()
 
-    def _vector_row(self, vector: dict[str, Any]) -> VectorRow | None:
+    def _vector_row(self, log_index: int, vector: dict[str, Any]) -> VectorRow | None:
         if vector["model"] != self.vectors.model:  # another provider's space: not comparable
+            return None
+        if len(vector["values"]) != 4 * self.vectors.dim:
+            self._skip(log_index, vector, f"{len(vector['values']) // 4} values for a "
+                                          f"{self.vectors.dim}-d index")
             return None
         kind = KIND_OF_LAYER[vector["layer"]]
         target = self._store.get(keys.target_key(vector["tenant"], kind, vector["record_id"]))

@@ -16,13 +16,20 @@ from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObjException
 
-from memorose_dagster.errors import CommitTimeout, InvalidInput, NotFound, Unavailable
+from memorose_dagster.errors import (
+    CommitTimeout,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from memorose_dagster.index.fulltext import FullTextIndex
 from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.log import keys
 from memorose_dagster.log.faults import FaultFile, FaultState
 from memorose_dagster.log.replicated import ROLES, MemoryLog
 from memorose_dagster.log.store import StoreClosed
+from memorose_dagster.log.validate import InvalidRecord, validate_record
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.models.provider import make_embedder
 from memorose_dagster.node import commits, maintenance, membership, startup_checks
@@ -33,7 +40,7 @@ from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.node.members import MemberView
 from memorose_dagster.node.memories import Memories
 from memorose_dagster.node.retrieval import Retriever
-from memorose_dagster.records import SYSTEM_TENANT, ApiKey, Event, pack, record_from_dict
+from memorose_dagster.records import SYSTEM_TENANT, ApiKey, Event, pack
 from memorose_dagster.settings import Settings, secure_home
 
 log = logging.getLogger("memorose.node")
@@ -91,18 +98,34 @@ class Node:
         self.memories = Memories(self.store, self.retriever)
         self._forgetter: Forgetter | None = None
 
-    def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
-        """Commit ``records`` as one log command; returns its log index once applied here."""
+    def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True,
+               label: str = "records") -> int:
+        """Commit ``records`` as one log command; returns its log index once applied here.
+
+        The state machine checks every record and decides resent event ids: a command it
+        cannot apply is InvalidInput naming ``{label}.{i}.{field}``; an event id stored with
+        another event makes the whole command a Conflict. Either way nothing of it is applied.
+        """
         self.storage.check_writable()  # a full disk answers now, and nothing is proposed
         timeout = self.settings.commit_timeout
         payload = pack(records)
-        index = commits.commit(self.log, lambda left: self._propose(payload, left), timeout,
-                               retry_ambiguous=commits.retry_safe(records))
+        outcome = commits.commit(self.log, lambda left: self._propose(payload, left), timeout,
+                                 retry_ambiguous=commits.retry_safe(records))
+        index = outcome["log_index"]
+        if outcome["clashes"]:
+            i = outcome["clashes"][0]
+            raise Conflict(f"events.{i}.event_id: {records[i]['event_id']} is already stored "
+                           "with another user, stream, content or metadata",
+                           field=f"events.{i}.event_id", log_index=index)
+        if outcome["rejected"]:
+            reason = outcome["rejected"].replace("records.", f"{label}.", 1)
+            where = reason.partition(":")[0] if reason.startswith(f"{label}.") else label
+            raise InvalidInput(reason, field=where, log_index=index)
         if wait_indexed and not self.indexer.wait_for(index, timeout):
             raise CommitTimeout(f"log index {index} committed but not yet indexed on this node")
         return index
 
-    def _propose(self, payload: bytes, timeout: float) -> int:
+    def _propose(self, payload: bytes, timeout: float) -> dict[str, Any]:
         """One ``apply_batch`` through the log, answered when applied here; fails at once when
         this node's storage fails meanwhile (pysyncobj would never call back: the entry waits
         in the log until the disk takes writes again)."""
@@ -123,10 +146,12 @@ class Node:
         return outcome["result"]
 
     def ingest(self, events: list[Event]) -> int:
-        return self.submit([event.to_dict() for event in events])
+        return self.submit([event.to_dict() for event in events], label="events")
 
     def commit_derived(self, raw: list[dict[str, Any]]) -> int:
-        """Pipeline: commit derived records (as JSON: vector values base64) as one command."""
+        """Pipeline: commit derived records (as JSON: vector values base64) as one command.
+        Each is checked against its type before it is proposed: InvalidInput names
+        ``records.{i}.{field}``."""
         records = []
         for i, item in enumerate(raw):
             if item.get("kind") == "event":
@@ -138,9 +163,13 @@ class Node:
             try:
                 if item.get("kind") == "vector" and isinstance(item.get("values"), str):
                     item = {**item, "values": base64.b64decode(item["values"], validate=True)}
-                records.append(record_from_dict(item).to_dict())
-            except (TypeError, ValueError) as exc:
-                raise InvalidInput(f"records.{i}: {exc}", field=f"records.{i}") from exc
+                records.append(validate_record(item))
+            except InvalidRecord as exc:
+                where = f"records.{i}.{exc.field}" if exc.field else f"records.{i}"
+                raise InvalidInput(f"{where}: {exc.problem}", field=where) from exc
+            except ValueError as exc:  # not base64
+                raise InvalidInput(f"records.{i}.values: not base64",
+                                   field=f"records.{i}.values") from exc
         return self.submit(records)
 
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:

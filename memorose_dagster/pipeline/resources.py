@@ -67,10 +67,12 @@ class ClusterResource(dg.ConfigurableResource):
                 return
             after = body["next"]
 
-    def has_new(self, after: int, kinds: list[str]) -> tuple[bool, int]:
-        """Whether any record of ``kinds`` was committed after ``after``; and the applied index."""
+    def has_new(self, after: int, kinds: list[str]) -> tuple[bool, int, int]:
+        """Whether any record of ``kinds`` was committed after ``after``; the applied index; and
+        the last index looked at (a read looks at a bounded stretch of the log: with nothing
+        found, the caller goes on from there next time)."""
         body = self.client.read_log(after, limit=1, kinds=kinds)
-        return bool(body["entries"]), body["applied_index"]
+        return bool(body["entries"]), body["applied_index"], body["next_cursor"]
 
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
