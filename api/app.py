@@ -12,7 +12,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api import cluster_routes, graph_routes, handlers, memory_routes, openapi, routes
+from api import (
+    cluster_routes,
+    graph_routes,
+    handlers,
+    lake_routes,
+    memory_routes,
+    openapi,
+    routes,
+)
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -56,6 +64,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/users/{user_id}/graph", graph_routes.user_graph),
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),
             *cluster_routes.routes,
+            *lake_routes.ROUTES,
         ],
         lifespan=lifespan,
         exception_handlers={
