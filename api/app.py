@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import (
+    audit_routes,
     cluster_routes,
     graph_routes,
     handlers,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),
             *cluster_routes.routes,
             *lake_routes.ROUTES,
+            *audit_routes.ROUTES,
         ],
         lifespan=lifespan,
         exception_handlers={

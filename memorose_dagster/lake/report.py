@@ -32,13 +32,13 @@ def write_report(report: dict[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
-def _status(audit: dict[str, Any]) -> str:
+def status_of(audit: dict[str, Any]) -> str:
     if audit["passed"]:
         return "ok"
     return "FAIL" if audit["blocking"] else "warn"
 
 
-def _detail(audit: dict[str, Any]) -> str:
+def detail_of(audit: dict[str, Any]) -> str:
     parts = [f"{name} {rule['count']}" for name, rule in audit["rules"].items()]
     metrics = audit.get("metrics", {})
     if audit["name"] == "provenance":
@@ -57,7 +57,7 @@ def as_table(report: dict[str, Any]) -> str:
     lines = [f"{'audit':<12} {'blocking':<8} {'status':<6} {'findings':>8}  detail"]
     for audit in report["audits"]:
         lines.append(f"{audit['name']:<12} {'yes' if audit['blocking'] else 'no':<8} "
-                     f"{_status(audit):<6} {audit['findings']:>8}  {_detail(audit)}")
+                     f"{status_of(audit):<6} {audit['findings']:>8}  {detail_of(audit)}")
     for audit in report["audits"]:
         for name, rule in audit["rules"].items():
             for row in rule["sample"][:5]:
