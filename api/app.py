@@ -12,7 +12,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api import cluster_routes, graph_routes, handlers, key_routes, memory_routes, openapi, routes
+from api import (
+    audit_routes,
+    cluster_routes,
+    graph_routes,
+    handlers,
+    key_routes,
+    lake_routes,
+    memory_routes,
+    openapi,
+    routes,
+)
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -57,6 +67,8 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),
             *cluster_routes.routes,
             *key_routes.ROUTES,
+            *lake_routes.ROUTES,
+            *audit_routes.ROUTES,
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -97,6 +97,7 @@ def build() -> dict[str, Any]:
     paths.update(_graph_and_pipeline_paths())
     paths.update(_cluster_paths())
     paths.update(_key_paths())
+    paths.update(_lake_paths())
     return {"openapi": "3.1.0",
             "info": {"title": "Memorose", "version": "1",
                      "description": "Long-term memory lake for AI agents."},
@@ -201,4 +202,27 @@ def _key_paths() -> dict[str, Any]:
             "Revoke a key: refused on each replica once it applied this (admin)", 200,
             key[:-1] + ", log_index}", _403="admin key required", _404="unknown key id"),
             "parameters": _path_param("key_id")}},
+    }
+
+
+def _lake_paths() -> dict[str, Any]:
+    def query(*names: str) -> list[dict[str, Any]]:
+        return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+
+    admin = {"_403": "admin key required"}
+    return {
+        "/api/v1/admin/lake/records": {"get": {**_op(
+            "Records of one kind, each with its day, in key order and pages (admin)", 200,
+            "{records, next}", _400="bad kind, limit or cursor", **admin),
+            "parameters": query("kind", "days", "tenant", "after", "limit", "values")}},
+        "/api/v1/admin/lake/touched": {"get": {**_op(
+            "The (tenant, day) partitions and ids written by log entries in (after, until] "
+            "(admin)", 200, "{touched, ids, next_cursor, applied_index}", _400="bad range",
+            **admin), "parameters": query("after", "until", "limit")}},
+        "/api/v1/admin/index/census": {"get": _op(
+            "Per user and layer: RocksDB against Tantivy and LanceDB on this node, and index "
+            "entries with no record (admin)", 200, "{node_id, counts, strays, ...}", **admin)},
+        "/api/v1/admin/audit": {"get": _op(
+            "The audit report over the lake and this node's index census (admin)", 200,
+            "{passed, audits: [{name, blocking, passed, findings, rules}], charts}", **admin)},
     }

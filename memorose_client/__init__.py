@@ -135,6 +135,46 @@ class MemoroseClient:
         return self._request("POST", "/api/v1/admin/commit", body)["log_index"]
 
 
+    def lake_records(self, kind: str, days: list[str] | None = None, tenant: str | None = None,
+                     after: str | None = None, limit: int = 2000,
+                     values: bool = False) -> dict[str, Any]:
+        """One page of the records of ``kind``, each with its ``day``: ``records`` and ``next``
+        (pass it back as ``after``; None at the end). ``values``: vectors keep their values."""
+        params: dict[str, Any] = {"kind": kind, "limit": limit}
+        if days:
+            params["days"] = ",".join(days)
+        if tenant is not None:
+            params["tenant"] = tenant
+        if after:
+            params["after"] = after
+        if values:
+            params["values"] = 1
+        return self._request("GET", f"/api/v1/admin/lake/records?{httpx.QueryParams(params)}")
+
+    def lake_touched(self, after: int, until: int | None = None,
+                     limit: int = 2000) -> dict[str, Any]:
+        """The (tenant, day) partitions and ids written by the log entries after ``after``."""
+        params = f"?after={after}&limit={limit}" + (f"&until={until}" if until is not None else "")
+        return self._request("GET", "/api/v1/admin/lake/touched" + params)
+
+    def index_census(self) -> list[dict[str, Any]]:
+        """Every reachable node's index census (RocksDB against Tantivy and LanceDB)."""
+        out = []
+        for url in self.urls:
+            try:
+                response = self._http.get(url + "/api/v1/admin/index/census")
+            except httpx.TransportError:
+                continue
+            if response.status_code >= 400:
+                raise _api_error(response)
+            out.append(response.json())
+        return out
+
+    def audit(self) -> dict[str, Any]:
+        """The audit report over the node's lake (``GET /api/v1/admin/audit``)."""
+        return self._request("GET", "/api/v1/admin/audit")
+
+
     def _request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         last: Exception | None = None
         for url in self.urls:

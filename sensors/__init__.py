@@ -23,6 +23,10 @@ import dagster as dg
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
+from sensors.lake import audit_job as audit_job
+from sensors.lake import lake_job as lake_job
+from sensors.lake import lake_sensor as lake_sensor
+from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),

@@ -104,6 +104,7 @@ def _main(argv: list[str] | None) -> int:
     p_reindex.set_defaults(func=_reindex)
     _cluster_commands(sub)
     add_keys_commands(sub)
+    _lake_commands(sub)
     args = parser.parse_args(argv)
     if getattr(args, "config", None) is not None:  # file values become the flags' defaults
         {"serve": p_serve, "up": p_up, "reindex": p_reindex}[args.command].set_defaults(
@@ -133,6 +134,12 @@ def _cluster_commands(sub: argparse._SubParsersAction) -> None:
             p.add_argument("address", help="the member's host:raft_port")
         p.add_argument("--url", default=url, help="node URL(s), comma-separated (MEMOROSE_URL)")
         p.set_defaults(func=_cluster_admin)
+
+
+def _lake_commands(sub: argparse._SubParsersAction) -> None:
+    from memorose_dagster.cli.lake_commands import add_lake_commands
+
+    add_lake_commands(sub)
 
 
 def _reindex(args: argparse.Namespace) -> int:

@@ -95,7 +95,8 @@ def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
     dagster_home = prepare_dagster_home(settings.home)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home),
-           "MEMOROSE_URL": f"http://{settings.host}:{settings.port}"}
+           "MEMOROSE_URL": f"http://{settings.host}:{settings.port}",
+           "MEMOROSE_LAKE": os.environ.get("MEMOROSE_LAKE") or str(settings.home / "lake")}
     workspace = str(dagster_home / "workspace.yaml")
     processes: list[subprocess.Popen] = []
     stopping = stop_requested()

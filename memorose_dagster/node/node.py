@@ -32,7 +32,14 @@ from memorose_dagster.log.store import StoreClosed
 from memorose_dagster.log.validate import InvalidRecord, validate_record
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.models.provider import make_embedder
-from memorose_dagster.node import commits, maintenance, membership, startup_checks
+from memorose_dagster.node import (
+    census,
+    commits,
+    inventory,
+    maintenance,
+    membership,
+    startup_checks,
+)
 from memorose_dagster.node.access import AccessLog
 from memorose_dagster.node.forgetter import Forgetter
 from memorose_dagster.node.health import StorageHealth
@@ -256,6 +263,24 @@ class Node:
 
     def derivations(self, kind: str) -> dict[str, dict[str, int]]:
         return self.store.derivations(kind)
+
+    def lake_records(self, kind: str, days: set[str] | None, tenant: str | None,
+                     after: bytes | None, limit: int, with_values: bool = False,
+                     ) -> tuple[list[dict[str, Any]], bytes | None]:
+        """Lake and export: records of a kind, dated, in pages (see ``node/inventory.py``)."""
+        return inventory.lake_page(self.store, kind, days, tenant, after, limit, with_values)
+
+    def lake_touched(self, after: int, until: int | None, limit: int) -> dict[str, Any]:
+        """Lake: the (tenant, day) partitions and ids the log entries in (after, until] wrote."""
+        return inventory.touched(self.store, after, until, limit)
+
+    def index_census(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Audits: per user and layer, RocksDB against Tantivy and LanceDB on this node, once
+        the indexer caught up with what is applied (or ``timeout`` passed)."""
+        caught_up = self.indexer.wait_for(self.store.applied_index, timeout)
+        return {"node_id": self.settings.name, "applied_index": self.store.applied_index,
+                "indexed_index": self.indexer.indexed, "caught_up": caught_up,
+                **census.census(self.store, self.settings.home, self.indexer.vectors.model)}
 
     def leader(self) -> str | None:
         return commits.leader_address(self.log)
