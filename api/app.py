@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import cluster_routes, graph_routes, handlers, key_routes, memory_routes, openapi, routes
+from api.mcp_server import McpEndpoint, mcp_running
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -32,7 +33,8 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         app.state.node = node or Node(settings)
         app.state.node.wait_ready()
         try:
-            yield
+            async with mcp_running(app):
+                yield
         finally:
             if own:
                 app.state.node.close()
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),
             *cluster_routes.routes,
             *key_routes.ROUTES,
+            Route("/mcp", McpEndpoint()),
         ],
         lifespan=lifespan,
         exception_handlers={
