@@ -111,7 +111,12 @@ def test_every_method_blocking(served_node):
 
     status = admin.status()
     assert status.role == "leader" and status.applied_index >= status.indexed_index > 0
-    assert admin.health()["status"] == "ok"
+    assert admin.health()["status"] == "ok" and admin.request("GET", "/health")["role"]
+    assert ("A", "maria") in admin.users()
+    assert admin.read_log(0, limit=5, kinds=["event"])["entries"]
+    assert len(admin.list_records("event", "maria", tenant="A", streams={"chat"})) == len(ids)
+    assert admin.events_between(0, 2**47)["events"]
+    assert admin.derivations("l1")
     made = admin.create_key("A", read_only=True, name="dashboard")
     assert made.secret and made.tenant == "A" and made.read_only
     reader = MemoroseClient(url, api_key=made.secret)

@@ -68,7 +68,7 @@ async def refused(client: Client, tool: str, **arguments: Any) -> dict[str, Any]
     return {"status": body["status"], **body["error"]}
 
 
-async def remember_recall_forget(client: Client, node: Node) -> None:
+async def remember_recall_forget(client: Client, node: Node, node_url: str) -> None:
     tools = {t.name for t in (await client.list_tools()).tools}
     assert {"remember", "recall", "context", "graph", "forget_preview",
             "forget_confirm"} <= tools
@@ -95,6 +95,10 @@ async def remember_recall_forget(client: Client, node: Node) -> None:
 
     bad = await refused(client, "recall", user_id="maria", query="x", top_k=1000)
     assert bad["status"] == 400 and bad["code"] == "invalid_input" and bad["field"] == "top_k"
+    rest = await anyio.to_thread.run_sync(lambda: httpx.post(
+        node_url + "/api/v1/retrieve", json={"user_id": "maria", "query": "x", "top_k": 1000},
+        headers={"Authorization": f"Bearer {KEY_A}"}))
+    assert {"status": rest.status_code, **rest.json()["error"]} == bad  # the same error
     empty = await refused(client, "remember", events=[{"user_id": "maria", "stream_id": "chat",
                                                        "content": ""}])
     assert empty["code"] == "invalid_input" and empty["field"] == "events.0.content"
@@ -130,7 +134,7 @@ def test_mcp_over_streamable_http(served_node):
 
     async def scenario() -> None:
         async with over_http(url, KEY_A) as client:
-            await remember_recall_forget(client, node)
+            await remember_recall_forget(client, node, url)
         async with over_http(url, KEY_B) as client:
             await other_tenant_sees_nothing(client)
         async with over_http(url, ADMIN) as client:  # the admin key reaches no tenant data
@@ -156,7 +160,7 @@ def test_mcp_over_stdio(served_node):
 
     async def scenario() -> None:
         async with over_stdio(url, KEY_A) as client:
-            await remember_recall_forget(client, node)
+            await remember_recall_forget(client, node, url)
         async with over_stdio(url, KEY_B) as client:
             await other_tenant_sees_nothing(client)
 
