@@ -23,6 +23,7 @@ from api import (
     openapi,
     routes,
 )
+from api.mcp_server import McpEndpoint, mcp_running
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         app.state.node = node or Node(settings)
         app.state.node.wait_ready()
         try:
-            yield
+            async with mcp_running(app):
+                yield
         finally:
             if own:
                 app.state.node.close()
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             *key_routes.ROUTES,
             *lake_routes.ROUTES,
             *audit_routes.ROUTES,
+            Route("/mcp", McpEndpoint()),
         ],
         lifespan=lifespan,
         exception_handlers={

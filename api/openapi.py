@@ -54,6 +54,10 @@ def build() -> dict[str, Any]:
         schemas[model.__name__] = schema
     paths = {
         "/health": {"get": _op("Liveness and Raft role", 200, "ok")},
+        "/mcp": {"post": _op("MCP over streamable HTTP (JSON-RPC; tools remember, recall, "
+                             "context, graph, memories, forget_preview, forget_confirm)", 200,
+                             "the JSON-RPC answer", _400="not a JSON-RPC message",
+                             _401="missing or unknown key")},
         "/api/v1/events": {"post": _op("Ingest one event", 201, "{event_id, log_index}",
                                        EventIn, **BAD, **RESENT)},
         "/api/v1/events/batch": {"post": _op(

@@ -1,4 +1,5 @@
-"""The ``memorose`` command line: serve a node, run a cluster, rebuild indexes, manage keys."""
+"""The ``memorose`` command line: serve a node, run a cluster, rebuild indexes, manage keys,
+serve MCP over stdio."""
 
 from __future__ import annotations
 
@@ -105,6 +106,11 @@ def _main(argv: list[str] | None) -> int:
     _cluster_commands(sub)
     add_keys_commands(sub)
     _lake_commands(sub)
+    p_mcp = sub.add_parser("mcp", help="MCP server over stdio for desktop agents, talking to "
+                                       "a node (MEMOROSE_URL) with a key (MEMOROSE_API_KEY)")
+    p_mcp.add_argument("--url", default=os.environ.get("MEMOROSE_URL", "http://127.0.0.1:8000"),
+                       help="node URL(s), comma-separated (MEMOROSE_URL)")
+    p_mcp.set_defaults(func=_mcp)
     args = parser.parse_args(argv)
     if getattr(args, "config", None) is not None:  # file values become the flags' defaults
         {"serve": p_serve, "up": p_up, "reindex": p_reindex}[args.command].set_defaults(
@@ -146,6 +152,12 @@ def _reindex(args: argparse.Namespace) -> int:
     from memorose_dagster.cli.reindex import reindex
 
     return reindex(args.data_dir)
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from memorose_dagster.cli.mcp import serve_stdio
+
+    return serve_stdio(args.url, os.environ.get("MEMOROSE_API_KEY") or None)
 
 
 def _cluster_admin(args: argparse.Namespace) -> int:
