@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import cluster_routes, graph_routes, handlers, key_routes, memory_routes, openapi, routes
+from api.dashboard import make_routes as dashboard_routes
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/context", graph_routes.context, methods=["POST"]),
             *cluster_routes.routes,
             *key_routes.ROUTES,
+            *dashboard_routes(),
         ],
         lifespan=lifespan,
         exception_handlers={
