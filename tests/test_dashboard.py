@@ -4,11 +4,19 @@ headless Chromium driving every page over a node with real memories, insights an
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
+import uvicorn
+from conftest import free_port, make_settings, wait_until
 from starlette.testclient import TestClient
 
 from api import create_app
@@ -20,7 +28,6 @@ from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.in_process import InProcessClusterResource
 from memorose_dagster.pipeline.resources import ModelResource
 from memorose_dagster.records import Event
-from tests.conftest import make_settings
 
 TENANT_KEY = "acme-dashboard-key-0123456789"
 RIVAL_KEY = "rival-dashboard-key-0123456789"
@@ -216,3 +223,190 @@ def test_factors_mirror_the_ranking_for_every_kind_of_boost():
                     for c in candidates}
         for chosen in rank(candidates, query, 4):
             assert math.isclose(chosen.score, expected[chosen.id], rel_tol=1e-12)
+
+
+# --- the browser: headless Chromium driven by Playwright over a served node ---------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+
+
+def chromium_or_skip() -> Path:
+    """Debian's chromium; installed with apt-get when missing and we are root, else a skip."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.geteuid() != 0:
+        pytest.skip(f"{CHROMIUM} is missing and installing it needs root")
+    done = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True,
+                          text=True, timeout=900)
+    if done.returncode != 0 or not CHROMIUM.exists():
+        pytest.skip(f"apt-get install -y chromium failed: {done.stderr.strip()[-500:]}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def served(keyed_node: Node) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(node=keyed_node), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn started")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    executable = chromium_or_skip()
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="pip install playwright (the test extras)")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(executable),
+                                              args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: MEMOROSE_DASHBOARD_SHOTS (docs/ for the README), else tmp."""
+    where = Path(os.environ.get("MEMOROSE_DASHBOARD_SHOTS") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def new_page(browser, requests: list[str], responses: list[tuple[str, int]]):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("response", lambda response: responses.append((response.url, response.status)))
+    page.set_default_timeout(15_000)
+    return context, page
+
+
+def test_a_wrong_key_sees_nothing(browser, served):
+    requests: list[str] = []
+    responses: list[tuple[str, int]] = []
+    context, page = new_page(browser, requests, responses)
+    page.goto(f"{served}/dashboard")
+    page.fill("#key", "not-a-key-of-this-node-000")
+    page.click("form.signin button[type=submit]")
+    page.wait_for_selector("form.signin .notice.error")
+    assert "Wrong key" in page.inner_text("form.signin")
+    page.goto(f"{served}/dashboard#/memories")  # a page asked for directly: still the sign-in
+    page.wait_for_selector("form.signin")
+    assert page.locator("#memory-list").count() == 0
+    assert USER not in page.content() and "Porto" not in page.content()
+    data = [(u, s) for u, s in responses if "/api/" in u]
+    assert data and all(s == 401 for _, s in data), data
+    assert all(u.startswith(served) for u in requests), requests
+    context.close()
+
+
+def test_the_dashboard_in_a_browser(browser, served, keyed_node, shots):
+    from playwright.sync_api import expect
+
+    requests: list[str] = []
+    responses: list[tuple[str, int]] = []
+    context, page = new_page(browser, requests, responses)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error"
+            and not msg.text.startswith("Failed to load resource") else None)  # 401/404 asked
+
+    # Sign in: the key is kept for this session, and every page gets it.
+    page.goto(f"{served}/dashboard")
+    page.fill("#key", TENANT_KEY)
+    page.click("form.signin button[type=submit]")
+    page.wait_for_selector("#memory-list tbody tr")
+    assert page.inner_text("#who").startswith("tenant acme")
+    rows = page.locator("#memory-list tbody tr").count()
+    assert rows >= 10
+    page.screenshot(path=str(shots / "dashboard-memories.png"))
+
+    # Filter to superseded memories, open one: its history names the newer version.
+    page.select_option("select[name=superseded]", "yes")
+    page.click("#memory-filters button[type=submit]")
+    expect(page.locator("#memory-list tbody tr")).to_have_count(1)  # (CSP: no eval'd waits)
+    page.click("#memory-list tbody tr a")
+    page.wait_for_selector("#supersede-history ol.history")
+    assert "I moved to Lisbon" in page.inner_text("#supersede-history")
+    assert '"session":1' in page.inner_text("#provenance")
+
+    # An insight's page: the provenance chain L2 -> L1 -> L0 with the events' metadata.
+    insight = keyed_node.user_records("l2", "acme", USER)[0]
+    page.goto(f"{served}/dashboard#/memory/{insight['id']}")
+    page.wait_for_selector("#provenance ul.members li")
+    assert page.locator("#provenance ul.members li").count() >= 3
+    assert '"source":"chat"' in page.inner_text("#provenance table")
+    page.screenshot(path=str(shots / "dashboard-memory.png"), full_page=True)
+
+    # Graph: the whole graph, then one entity, expanded to its neighbours.
+    page.goto(f"{served}/dashboard#/graph")
+    page.wait_for_selector("#graph-status[data-settled=yes]")
+    total = int(page.inner_text("#graph-status").split()[0])
+    assert total >= 5
+    page.screenshot(path=str(shots / "dashboard-graph.png"))
+    page.fill("#graph-entity", "Lisbon")
+    page.fill("input[name=hops]", "0")
+    page.click("#graph-form button[type=submit]")
+    expect(page.locator("#graph-status")).to_have_text(re.compile(r"^1 entities"))
+    page.wait_for_selector("#graph-status[data-settled=yes]")
+    box = page.locator("#graph-canvas").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#graph-selected")
+    assert page.inner_text("#graph-selected") == "Lisbon"
+    page.click("#graph-expand")
+    expect(page.locator("#graph-status")).not_to_have_text(re.compile(r"^1 entities"))
+    assert int(page.inner_text("#graph-status").split()[0]) > 1
+    assert page.locator("#graph-side ul.edge-memories li a").count() >= 1
+
+    # Search playground: a retrieve, each result with its score and why.
+    page.goto(f"{served}/dashboard#/search")
+    page.fill("#search-query", "where does Ana live now")
+    page.click("#search-run")
+    page.wait_for_selector("#search-results tbody tr")
+    assert "fused" in page.inner_text("#search-results tbody tr td.why")
+    page.screenshot(path=str(shots / "dashboard-search.png"))
+
+    # Live: a new event appears without a reload.
+    page.goto(f"{served}/dashboard#/live")
+    page.wait_for_selector("#live-list li")
+    keyed_node.ingest([Event(event_id=new_id(), tenant="acme", user_id=USER,
+                             stream_id="session_5", content="Ana: we booked a trip to Madeira",
+                             timestamp=START + 35 * DAY)])
+    page.wait_for_selector("#live-list li.fresh", timeout=10_000)
+    assert "Madeira" in page.inner_text("#live-list li.fresh")
+    page.screenshot(path=str(shots / "dashboard-live.png"))
+
+    # Cluster: the admin key is asked for, then status refreshes; no audit route: no panel.
+    page.goto(f"{served}/dashboard#/cluster")
+    page.wait_for_selector("#admin-key")
+    page.fill("#admin-key", ADMIN_KEY)
+    page.click("#admin-form button[type=submit]")
+    page.wait_for_selector("#cluster-members tbody tr")
+    assert "leader" in page.inner_text("#cluster-self")
+    page.wait_for_selector("#pipeline-runs-box p, #pipeline-runs-box table")
+    assert page.locator("#audit").is_hidden()
+    page.screenshot(path=str(shots / "dashboard-cluster.png"))
+
+    # Forget: preview by query, tick one memory, confirm; it is gone.
+    page.goto(f"{served}/dashboard#/memories")
+    page.fill("#forget-query", "Biscuit loves the beach at Cascais")
+    page.click("#forget-form button[type=submit]")
+    page.wait_for_selector("#forget-candidates li")
+    target = page.get_attribute("#forget-candidates input >> nth=0", "data-id")
+    page.check("#forget-candidates input >> nth=0")
+    page.screenshot(path=str(shots / "dashboard-forget.png"))
+    page.click("#forget-confirm")
+    page.wait_for_selector("#forget-report")
+    assert target in page.inner_text("#forget-report")
+    assert keyed_node.get_record("acme", "L1", target) is None
+
+    assert errors == []
+    outside = [u for u in requests if urlsplit(u).hostname != "127.0.0.1"]
+    assert outside == [], outside
+    context.close()
