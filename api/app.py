@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from api import cluster_routes, graph_routes, handlers, key_routes, memory_routes, openapi, routes
 from api.dashboard import make_routes as dashboard_routes
+from api.dashboard import openapi_paths as dashboard_paths
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     """An app serving ``node`` (or a node it starts and stops itself from ``settings``)."""
     settings = settings or (node.settings if node else Settings.from_env())
     document = openapi.build()
+    document["paths"].update(dashboard_paths())
 
     async def openapi_json(_request: Request) -> JSONResponse:
         return JSONResponse(document)

@@ -154,6 +154,47 @@ def make_routes() -> list[Route]:
     ]
 
 
+def _doc(summary: str, params: list[tuple[str, str, str]] = (), html: bool = False,
+         **errors: str) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    responses: dict[str, Any] = {"200": {"description": "the page" if html else "ok"}}
+    responses.update({status.lstrip("_"): {"description": text, **error}
+                      for status, text in errors.items()})
+    return {"get": {"summary": summary, "tags": ["dashboard"], "responses": responses,
+                    "parameters": [{"name": n, "in": where, "required": where == "path",
+                                    "schema": {"type": kind}} for n, where, kind in params]}}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The dashboard's routes, for the OpenAPI document (its JSON reads take the API's keys)."""
+    page = _doc("The dashboard (static; it asks for a key)", html=True)
+    keyed = {"_401": "missing or unknown key"}
+    tenant = {**keyed, "_403": "the admin key reaches no tenant data"}
+    filters = [("user_id", "path", "string"), ("layer", "query", "string"),
+               ("stream_id", "query", "string"), ("since", "query", "number"),
+               ("until", "query", "number"), ("superseded", "query", "string"),
+               ("min_importance", "query", "number"), ("cursor", "query", "string"),
+               ("limit", "query", "integer")]
+    return {
+        "/dashboard": page, "/dashboard/": page,
+        "/dashboard/static/{name}": _doc("A dashboard file (script, style)",
+                                         [("name", "path", "string")], html=True,
+                                         _404="no such file"),
+        "/dashboard/api/whoami": _doc("What the key reaches (role, tenant, open mode)", **keyed),
+        "/dashboard/api/users": _doc("The users of the key's tenant", **tenant),
+        "/dashboard/api/users/{user_id}/memories": _doc(
+            "A user's memories, filtered; a page reads at most SCAN_BUDGET records",
+            filters, _400="bad filter", _404="unknown user_id", **tenant),
+        "/dashboard/api/memories/{memory_id}/history": _doc(
+            "A memory, its supersede history and provenance chain",
+            [("memory_id", "path", "string")], _404="no such memory", **tenant),
+        "/dashboard/api/recent": _doc(
+            "Events, memories and insights committed after a log index",
+            [("after", "query", "integer"), ("limit", "query", "integer")],
+            _400="bad after or limit", **tenant),
+    }
+
+
 async def users(request: Request) -> JSONResponse:
     """The users of this key's tenant (those with events)."""
     tenant = tenant_of(request)
