@@ -6,9 +6,10 @@
 import { api, append, clear, el, field, notice, query, userPicker } from "./core.js";
 
 const MAX_TICKS = 300;
-const FRAME_BUDGET_MS = 12;
+const FRAME_BUDGET_MS = 30; // layout steps per frame; the frame draws once
 const LINK = 60; // spring rest length
-const REPULSE = 90; // repulsion reaches this far (also the grid's cell size)
+const REPULSE = 60; // repulsion reaches this far (also the grid's cell size)
+const GRAVITY = 0.0005; // pull to the centre
 const COLORS = { person: "#c2185b", place: "#2e7d32", organisation: "#1565c0",
                  thing: "#6d4c41" };
 
@@ -28,7 +29,7 @@ class Layout {
       if (this.byId.has(e.id)) continue;
       const i = this.nodes.length;
       const angle = i * 2.39996; // golden angle spiral: a stable, even start
-      const spread = near ? 30 + Math.random() * 30 : 12 * Math.sqrt(i + 1);
+      const spread = near ? 30 + Math.random() * 30 : 0.7 * LINK * Math.sqrt(i + 1);
       const node = { id: e.id, name: e.name, type: e.entity_type, aliases: e.aliases || [],
                      memory_ids: e.memory_ids || [],
                      x: (near ? near.x : 0) + spread * Math.cos(angle),
@@ -56,16 +57,16 @@ class Layout {
     const nodes = this.nodes;
     const grid = new Map();
     for (const n of nodes) {
-      const key = `${Math.floor(n.x / REPULSE)},${Math.floor(n.y / REPULSE)}`;
+      const key = Math.floor(n.x / REPULSE) * 65536 + Math.floor(n.y / REPULSE);
       (grid.get(key) || grid.set(key, []).get(key)).push(n);
     }
-    const strength = 900 * this.alpha;
+    const strength = 40 * this.alpha;
     for (const n of nodes) {
       const cx = Math.floor(n.x / REPULSE);
       const cy = Math.floor(n.y / REPULSE);
       for (let dx = -1; dx <= 1; dx++) {
         for (let dy = -1; dy <= 1; dy++) {
-          for (const m of grid.get(`${cx + dx},${cy + dy}`) || []) {
+          for (const m of grid.get((cx + dx) * 65536 + cy + dy) || []) {
             if (m === n) continue;
             let x = n.x - m.x;
             let y = n.y - m.y;
@@ -73,8 +74,8 @@ class Layout {
             if (d2 > REPULSE * REPULSE) continue;
             if (d2 < 0.01) { x = Math.random() - 0.5; y = Math.random() - 0.5; d2 = 0.5; }
             const f = strength / d2;
-            n.vx += x * f * 0.01;
-            n.vy += y * f * 0.01;
+            n.vx += x * f;
+            n.vy += y * f;
           }
         }
       }
@@ -83,13 +84,13 @@ class Layout {
       const x = e.b.x - e.a.x;
       const y = e.b.y - e.a.y;
       const d = Math.sqrt(x * x + y * y) || 1;
-      const f = ((d - LINK) / d) * 0.05 * this.alpha * Math.min(3, e.weight || 1);
+      const f = ((d - LINK) / d) * 0.02 * this.alpha * Math.min(3, e.weight || 1);
       e.a.vx += x * f; e.a.vy += y * f;
       e.b.vx -= x * f; e.b.vy -= y * f;
     }
     for (const n of nodes) {
-      n.vx -= n.x * 0.002 * this.alpha;
-      n.vy -= n.y * 0.002 * this.alpha;
+      n.vx -= n.x * GRAVITY * this.alpha;
+      n.vy -= n.y * GRAVITY * this.alpha;
       n.vx *= 0.6; n.vy *= 0.6;
       n.x += Math.max(-20, Math.min(20, n.vx));
       n.y += Math.max(-20, Math.min(20, n.vy));
@@ -105,7 +106,7 @@ class View {
     this.layout = layout;
     this.onPick = onPick;
     this.scale = 1; this.ox = 0; this.oy = 0;
-    this.selected = null; this.edge = null;
+    this.selected = null; this.edge = null; this.userMoved = false;
     this.frame = 0;
     this.listen();
   }
@@ -138,6 +139,7 @@ class View {
       this.ox = px - (px - this.ox) * (next / this.scale);
       this.oy = py - (py - this.oy) * (next / this.scale);
       this.scale = next;
+      this.userMoved = true;
       this.draw();
     }, { passive: false });
     c.addEventListener("pointerdown", (event) => {
@@ -148,7 +150,7 @@ class View {
       if (!drag) return;
       const dx = event.clientX - drag.x;
       const dy = event.clientY - drag.y;
-      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+      if (Math.abs(dx) + Math.abs(dy) > 3) { drag.moved = true; this.userMoved = true; }
       this.ox = drag.ox + dx; this.oy = drag.oy + dy;
       this.draw();
     });
@@ -222,14 +224,19 @@ class View {
       }
       g.stroke();
     }
-    for (const n of this.layout.nodes) {
-      g.fillStyle = COLORS[n.type] || COLORS.thing;
+    for (const [type, color] of Object.entries(COLORS)) { // one path per colour: fast
+      g.fillStyle = color;
       g.beginPath();
-      g.arc(n.x, n.y, n.r, 0, 2 * Math.PI);
-      g.fill();
-      if (n === focus) {
-        g.lineWidth = 3 / this.scale; g.strokeStyle = "#ff8f00"; g.stroke();
+      for (const n of this.layout.nodes) {
+        if ((COLORS[n.type] ? n.type : "thing") !== type) continue;
+        g.moveTo(n.x + n.r, n.y);
+        g.arc(n.x, n.y, n.r, 0, 2 * Math.PI);
       }
+      g.fill();
+    }
+    if (focus) {
+      g.lineWidth = 3 / this.scale; g.strokeStyle = "#ff8f00";
+      g.beginPath(); g.arc(focus.x, focus.y, focus.r, 0, 2 * Math.PI); g.stroke();
     }
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.font = "12px system-ui, sans-serif";
@@ -250,15 +257,21 @@ class View {
       while (this.layout.running() && performance.now() - started < FRAME_BUDGET_MS) {
         this.layout.tick();
       }
-      if (this.layout.ticks < 40) this.fit();
+      if (!this.userMoved) this.fit(); // follow the layout until the user zooms or pans
       this.draw();
       if (this.layout.running()) this.frame = requestAnimationFrame(step);
-      else { this.fit(); this.draw(); if (onSettled) onSettled(); }
+      else { if (!this.userMoved) this.fit(); this.draw(); if (onSettled) onSettled(); }
     };
     this.frame = requestAnimationFrame(step);
   }
 
   stop() { cancelAnimationFrame(this.frame); }
+
+  reset(layout) {
+    this.stop();
+    this.layout = layout;
+    this.selected = null; this.edge = null; this.userMoved = false;
+  }
 }
 
 async function memoriesList(ids) {
@@ -329,9 +342,9 @@ export async function graphPage(root, { params }) {
   }
 
   async function load() {
-    if (view) view.stop();
     layout = new Layout();
-    view = new View(canvas, layout, pick);
+    if (view) view.reset(layout);
+    else view = new View(canvas, layout, pick); // one view: the canvas keeps one set of listeners
     status.textContent = "Loading…";
     const graph = await fetchGraph(entity.value.trim(), Number(hops.value) || 0);
     layout.add(graph.entities, graph.relations, null);

@@ -27,8 +27,9 @@ export async function livePage(root) {
     return el(`li.${item.layer}${fresh ? ".fresh" : ""}`, { "data-id": item.id,
                                                             "data-log": item.log_index },
       el("span.badge", { text: what }), " ", link,
-      el("span.muted", { text: ` ${item.user_id} · ${item.stream_id || ""} · log ` +
-        `${item.log_index} · ${when(item.timestamp || item.created_at)}` }));
+      el("span.muted", { text: ` ${[item.user_id, item.stream_id, `log ${item.log_index}`,
+                                    when(item.timestamp || item.created_at)]
+        .filter(Boolean).join(" · ")}` }));
   }
 
   async function poll() {
