@@ -23,6 +23,8 @@ from api import (
     openapi,
     routes,
 )
+from api.dashboard import make_routes as dashboard_routes
+from api.dashboard import openapi_paths as dashboard_paths
 from api.mcp_server import McpEndpoint, mcp_running
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     """An app serving ``node`` (or a node it starts and stops itself from ``settings``)."""
     settings = settings or (node.settings if node else Settings.from_env())
     document = openapi.build()
+    document["paths"].update(dashboard_paths())
 
     async def openapi_json(_request: Request) -> JSONResponse:
         return JSONResponse(document)
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             *lake_routes.ROUTES,
             *audit_routes.ROUTES,
             Route("/mcp", McpEndpoint()),
+            *dashboard_routes(),
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -80,6 +80,9 @@ class RetrieveIn(QueryIn):
     top_k: Annotated[int, Field(ge=1, le=100, strict=True)] = 10
     consistent: StrictBool = Field(default=False, description=(
         "reflect every write acknowledged before this request, on any node (one Raft round)"))
+    explain: StrictBool = Field(default=False, description=(
+        "add a `why` to each result: BM25 and vector signals, graph expansion, the fused score "
+        "and the ranking's factors (layer, superseded, importance, time, graph, speaker)"))
 
 
 class ContextIn(QueryIn):

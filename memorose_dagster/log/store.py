@@ -286,8 +286,11 @@ class Store:
         raw = self._db.get(key)
         return None if raw is None else unpack(raw)
 
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        for key, value in self._db.items(from_key=prefix):
+    def iter_prefix(self, prefix: bytes,
+                    start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Keys under ``prefix`` in order, from ``start`` (a key under it: a page's cursor, one
+        seek) or from the first."""
+        for key, value in self._db.items(from_key=max(prefix, start or prefix)):
             if not key.startswith(prefix):
                 break
             yield key, value

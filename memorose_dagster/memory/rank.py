@@ -92,6 +92,27 @@ def adjust(candidate: Candidate, time_question: bool, query_words: frozenset[str
     return score
 
 
+def factors(candidate: Candidate, query: str, now: float | None = None) -> dict[str, float]:
+    """The multipliers ``adjust`` applies to a candidate's fused score, by name (1.0 where one
+    does not apply): what a retrieve with ``explain`` shows. It mirrors ``adjust``, and a test
+    checks that fused score x these factors gives the ranked score."""
+    record, words = candidate.record, frozenset(w.lower() for w in re.findall(r"[\w'-]+", query))
+    about = query_range(query, time.time() if now is None else now)
+    day = dated(candidate) if about is not None else None
+    speaker = speaker_of(record.get("content", ""), "").lower()
+    return {
+        "layer": LAYER_FACTOR[candidate.layer],
+        "superseded": SUPERSEDED_FACTOR if record.get("superseded_by") else 1.0,
+        "importance": 1.0 + IMPORTANCE_WEIGHT * (float(record.get("importance", 0.5)) - 0.5),
+        "time_question": TIME_BOOST if _TIME_QUESTION.search(query) and record.get("time_label")
+        else 1.0,
+        "in_range": IN_RANGE_BOOST if day is not None and about.start <= day <= about.end
+        else 1.0,
+        "graph": GRAPH_BOOST if candidate.linked else 1.0,
+        "speaker": SPEAKER_BOOST if words and speaker in words else 1.0,
+    }
+
+
 def rank(candidates: list[Candidate], query: str, top_k: int,
          now: float | None = None) -> list[Candidate]:
     """Adjust scores, then keep the best ``top_k`` whose sources are not already covered.

@@ -8,7 +8,7 @@ from typing import Any
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory import graph
-from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, fuse, rank
+from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, factors, fuse, rank
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.records import KIND_OF_LAYER, record_id
@@ -36,7 +36,10 @@ class Retriever:
 
     def retrieve(self, tenant: str, user_id: str, query: str, top_k: int,
                  stream_id: str | None = None, layers: list[str] | None = None,
-                 ) -> list[dict[str, Any]]:
+                 explain: bool = False) -> list[dict[str, Any]]:
+        """The best ``top_k`` records for ``query``; with ``explain``, each result carries a
+        ``why``: the BM25 and vector signals, graph expansion, the fused score and the factors
+        the ranking applied to it (``score`` = ``fused`` x the factors)."""
         pool = max(3 * top_k, 30)
         text_hits = self._indexer.fulltext.search(query, tenant, user_id, pool, stream_id,
                                                   layers)
@@ -64,8 +67,22 @@ class Retriever:
             sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
             candidates.append(Candidate(rid, layer_of[rid], record, score, frozenset(sources),
                                         linked=rid in linked))
-        return [self._result(tenant, c.layer, c.record, c.score)
-                for c in rank(candidates, query, top_k)]
+        fused_scores = {c.id: c.score for c in candidates}
+        ranked = rank(candidates, query, top_k)
+        results = [self._result(tenant, c.layer, c.record, c.score) for c in ranked]
+        if explain:
+            text_part = dict(fuse(((h.id, h.score) for h in text_hits), ()))
+            vector_part = dict(fuse((), ((h.id, h.similarity) for h in vector_hits)))
+            bm25 = {h.id: h.score for h in text_hits}
+            cosine = {h.id: h.similarity for h in vector_hits}
+            for result, c in zip(results, ranked, strict=True):
+                graph_role = "expanded" if c.id in expanded else "linked" if c.linked else None
+                result["why"] = {
+                    "bm25": bm25.get(c.id), "text": text_part.get(c.id, 0.0),
+                    "vector": cosine.get(c.id), "vector_part": vector_part.get(c.id, 0.0),
+                    "graph": graph_role, "fused": fused_scores[c.id],
+                    "factors": factors(c, query), "score": c.score}
+        return results
 
     def linked_memories(self, tenant: str, user_id: str, query: str) -> set[str]:
         """L1 memories linked in the graph to the specific entities the query names."""
