@@ -302,7 +302,7 @@ def forget(http: httpx.Client, ids: dict[str, str], s: Scenario, evs: list[Evide
         http.delete(f"/api/v1/events/{ids[f'{s.id}:{ev.ref}']}").raise_for_status()
 
 
-def evaluate(scenarios: list[Scenario], url: str, tmp: str) -> None:
+def evaluate(scenarios: list[Scenario], url: str, tmp: str, show: int = 0) -> None:
     events = [t for s in scenarios for t in s.turns]
     until = ingest(url, events)
     ours = Memorose(url)
@@ -344,6 +344,11 @@ def evaluate(scenarios: list[Scenario], url: str, tmp: str) -> None:
                 n = mine[metric][1]
                 other = f"{theirs[metric][0]:9.3f}" if metric in theirs else f"{'-':>9}"
                 print(f"{metric:20} {n:4} {mine[metric][0]:9.3f} {other}")
+    for s in scenarios if show else ():
+        for q in s.questions:
+            print(f"\n[{s.id} {q.kind}] {q.text}")
+            for h in ours.ask(s.id, q.text)[:show]:
+                print(f"   {h.score:.3f} {h.content[:150]}")
     lat = sorted(ours.latencies)
     print(f"\nretrieve p50 {lat[len(lat) // 2] * 1000:.1f} ms over {len(lat)} questions")
 
@@ -352,12 +357,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="all", choices=("tune", "check", "all"))
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS)
+    parser.add_argument("--show", type=int, default=0, help="print each question's top N")
     args = parser.parse_args()
     scenarios = load(args.scenarios, args.split)
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_node(Path(tmp))
         try:
-            evaluate(scenarios, url, tmp)
+            evaluate(scenarios, url, tmp, args.show)
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
