@@ -101,3 +101,12 @@ def test_context_leaves_out_filler_and_superseded_values():
     assert [r["content"] for r in used] == ["Alice: I signed a lease on a flat in Denver."]
     _, before = pack_context(results, 200, query="Where did Alice live before?")
     assert "Alice: I live in Seattle." in [r["content"] for r in before]
+
+
+
+def test_a_raw_event_finds_its_first_memory():
+    from memorose_dagster.memory.consolidate import first_memory_id
+
+    evs = events("Alice: I live in Seattle, right by Green Lake.")
+    (memory,) = derive(evs).values()
+    assert memory.id == first_memory_id("t", evs[0]["event_id"])

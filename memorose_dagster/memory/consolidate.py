@@ -135,6 +135,11 @@ def atoms(said: str) -> list[str]:
     return parts or [said]
 
 
+def first_memory_id(tenant: str, event_id: str) -> str:
+    """The id of the first statement's memory of an event (the local consolidator's)."""
+    return stable_id("l1", tenant, event_id, "0")
+
+
 def memories_for(event: dict[str, Any], context: str,
                  reply: dict[str, Any] | None = None) -> list[Memory]:
     """The atomic memories of one turn. Each is one statement, with the turn's other statements
@@ -159,7 +164,8 @@ def memories_for(event: dict[str, Any], context: str,
         stated = claims(content, event["user_id"])
         subject, attribute, value, _ = stated[0] if stated else ("", "", "", True)
         memories.append(Memory(
-            id=stable_id("l1", event["tenant"], event["event_id"], str(index)),
+            id=first_memory_id(event["tenant"], event["event_id"]) if index == 0
+            else stable_id("l1", event["tenant"], event["event_id"], str(index)),
             tenant=event["tenant"], user_id=event["user_id"], stream_id=event["stream_id"],
             content=shown, source_event_ids=sources,
             importance=importance(content, bool(resolved)), keywords=text.keywords(part),
