@@ -110,3 +110,15 @@ def test_a_raw_event_finds_its_first_memory():
     evs = events("Alice: I live in Seattle, right by Green Lake.")
     (memory,) = derive(evs).values()
     assert memory.id == first_memory_id("t", evs[0]["event_id"])
+
+
+def test_relative_dates_said_in_passing():
+    from memorose_dagster.memory.timeparse import resolve
+
+    sat_mar_9, sat_mar_2 = MAR_2 + 7 * 86_400, MAR_2
+    assert resolve("i started there six weeks ago today", sat_mar_9).label() == "27 January 2024"
+    assert resolve("my parents come on thursday", sat_mar_2).label() == "7 March 2024"
+    assert resolve("we went hiking on thursday", sat_mar_2).label() == "29 February 2024"
+    assert resolve("the day before yesterday i submitted it", sat_mar_2).label() == \
+        "29 February 2024"
+    assert resolve("i passed my test a fortnight ago", sat_mar_2).label() == "17 February 2024"
