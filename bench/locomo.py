@@ -6,7 +6,11 @@ whole log range), asks every question through `POST /api/v1/retrieve`, maps each
 provenance back to `dia_id`s and scores the evidence. The baseline is BM25 over single raw turns
 (a Tantivy index built in this process), computed in the same run.
 
-    python bench/locomo.py ../shared/datasets/locomo/locomo-dev.json [--layers L1,L2] [--top 20]
+    python bench/locomo.py ../shared/datasets/locomo/locomo-dev.json [--layers L1,L2]
+        [--conversations 0,1,2] [--held-out 2]
+
+Conversations 0 and 1 are for tuning and 2 is held out (``--held-out``): the table reports
+each part, and the held-out one is the estimate for conversations never tuned on.
 
 Evidence repair: "D8:6; D9:17" is split; "D:11:26" -> "D11:26"; "D30:05" -> "D30:5"; questions
 with no evidence are skipped (counted in the header).
@@ -195,6 +199,8 @@ def table(name: str, rows: dict[str, list[dict[str, float]]]) -> list[str]:
     lines = []
     for cat in [*sorted(CATEGORIES), "all"]:
         items = rows[cat]
+        if not items:
+            continue
         label = "overall" if cat == "all" else f"{cat} {CATEGORIES[cat]}"
         means = [sum(r[c] for r in items) / len(items) for c in cols]
         cells = [f"{m:8.3f}" for m in means[:-1]] + [f"{means[-1]:9.0f}"]
@@ -206,8 +212,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--layers", default="", help="comma-separated layers (default: all)")
+    parser.add_argument("--conversations", default="",
+                        help="comma-separated conversation indexes to run (default: all)")
+    parser.add_argument("--held-out", default="2",
+                        help="comma-separated conversation indexes never tuned on")
     args = parser.parse_args()
     data = json.loads(args.dataset.read_text())
+    held_out = {int(x) for x in args.held_out.split(",") if x}
+    for index, sample in enumerate(data):
+        sample["split"] = "held-out" if index in held_out else "tuned"
+    if args.conversations:
+        data = [data[int(x)] for x in args.conversations.split(",")]
     layers = [x for x in args.layers.split(",") if x] or None
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_node(Path(tmp))
@@ -226,7 +241,7 @@ def evaluate(data: list[dict], url: str, layers: list[str] | None, tmp: str) -> 
     pipeline_s = run_pipeline(url, until)
     dropped = evidence_without_memory(url, data)
     baseline = Bm25Baseline(events, tempfile.mkdtemp(dir=tmp))
-    rows = {"memorose": defaultdict(list), "bm25": defaultdict(list)}
+    rows: dict[str, dict] = defaultdict(lambda: defaultdict(list))
     latencies, skipped = [], 0
     for sample in data:
         for qa in sample["qa"]:
@@ -240,18 +255,24 @@ def evaluate(data: list[dict], url: str, layers: list[str] | None, tmp: str) -> 
             theirs = baseline.ask(sample["sample_id"], qa["question"], max(KS))
             for name, results in (("memorose", ours), ("bm25", theirs)):
                 row = score(results, evidence)
-                rows[name][qa["category"]].append(row)
-                rows[name]["all"].append(row)
+                for part in ("all", sample["split"]):
+                    rows[f"{name}:{part}"][qa["category"]].append(row)
+                    rows[f"{name}:{part}"]["all"].append(row)
     latencies.sort()
-    print(f"LoCoMo dev: {len(events)} turns, {len(rows['bm25']['all'])} questions "
+    print(f"LoCoMo dev: {len(events)} turns, {len(rows['bm25:all']['all'])} questions "
           f"({skipped} without evidence skipped); layers={layers or 'all'}; "
           f"ingest {len(events) / ingest_s:,.0f} ev/s; pipeline {pipeline_s:.1f}s; retrieve p50 "
           f"{latencies[len(latencies) // 2] * 1000:.1f} ms; evidence turns without an L1 memory "
           f"(dropped as noise): {len(dropped)} {sorted(dropped)[:10]}")
-    print(f"{'system':8} {'category':15} {'n':>4} " + " ".join(
-        f"{c:>8}" for c in [f"R@{k}" for k in KS] + ["Hit@10"]) + f" {'chars@10':>9}")
-    for name in ("memorose", "bm25"):
-        print("\n".join(table(name, rows[name])))
+    for part in ("tuned", "held-out", "all"):
+        if not rows[f"bm25:{part}"]:
+            continue
+        convs = sorted({s["sample_id"] for s in data if part == "all" or s["split"] == part})
+        print(f"\n{part}: {', '.join(convs)}")
+        print(f"{'system':8} {'category':15} {'n':>4} " + " ".join(
+            f"{c:>8}" for c in [f"R@{k}" for k in KS] + ["Hit@10"]) + f" {'chars@10':>9}")
+        for name in ("memorose", "bm25"):
+            print("\n".join(table(name, rows[f"{name}:{part}"])))
     return 0
 
 

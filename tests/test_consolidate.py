@@ -155,7 +155,8 @@ def test_graph_types_entities_and_merges_short_names():
 
 def test_a_turn_splits_into_atomic_statements():
     evs = events("Caroline: Wow! I went to the LGBTQ support group yesterday. It was powerful. "
-                 "Also my sister Anna moved to Lisbon last week.", "Melanie: Amazing, tell me more")
+                 "Also my sister Anna moved to Lisbon last week.",
+                 "Melanie: Amazing, which part of Lisbon?")
     first, second = sorted((m for m in derive(evs).values() if m.content.startswith("Caroline")),
                            key=lambda m: m.id != stable_id("l1", "t", evs[0]["event_id"], "0"))
     assert first.content == ("Caroline: Wow! I went to the LGBTQ support group yesterday. "

@@ -188,7 +188,7 @@ def test_a_memorys_history_has_both_versions_and_its_provenance_chain(api):
 
 def test_retrieve_explains_each_score_when_asked(api):
     auth = bearer(TENANT_KEY)
-    body = {"user_id": USER, "query": "where does Ana live now", "top_k": 8}
+    body = {"user_id": USER, "query": "where does Ana live", "top_k": 8}
     plain = api.post("/api/v1/retrieve", json=body, headers=auth).json()["results"]
     explained = api.post("/api/v1/retrieve", json={**body, "explain": True},
                          headers=auth).json()["results"]

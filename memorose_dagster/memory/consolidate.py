@@ -24,7 +24,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from memorose_dagster.ids import stable_id
-from memorose_dagster.memory import text, timeparse
+from memorose_dagster.memory import statements, text, timeparse
 from memorose_dagster.records import Memory
 
 DERIVATION = "local-v3"
@@ -37,6 +37,7 @@ REPLY_SEPARATOR = " / "
 ATOM_BITS = 6.0  # a sentence with less information than this is not a statement of its own
 ATOM_WORDS = 3
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[\"'])")
+_LABEL = re.compile(r"\s*\[[^\]]*\d{4}\]\s*$")  # "[7 May 2023]", not "[shares a photo: ...]"
 
 
 def own_text(content: str) -> str:
@@ -47,18 +48,19 @@ def own_text(content: str) -> str:
 def _clip(content: str, limit: int) -> str:
     return content if len(content) <= limit else content[:limit].rsplit(" ", 1)[0] + "..."
 
-ATTRIBUTES = {
-    "city": re.compile(r"\b(?:moved|moving|relocated|relocating) to ([A-Z][\w-]+(?: [A-Z][\w-]+)?)"
-                       r"|\bI (?:now )?live in ([A-Z][\w-]+(?: [A-Z][\w-]+)?)"),
-    "job": re.compile(r"\b(?:new job|started working|I work|I'm working|now work(?:ing)?) "
-                      r"(?:at|for|as) (?:an? )?([A-Z]?[\w-]+(?: [A-Z][\w-]+)?)"),
-    "partner": re.compile(r"\bmy (?:new )?(?:boyfriend|girlfriend|partner|husband|wife)"
-                          r"(?:'s name)? is ([A-Z][\w-]+)"),
-}
+
+def said_text(content: str) -> str:
+    """A memory's or turn's own statement: no speaker, no reply, no resolved-date label."""
+    said = own_text(content)
+    speaker = speaker_of(said, "")
+    said = said[len(speaker) + 2:] if speaker else said
+    return _LABEL.sub("", said)
 
 
 def is_noise(content: str) -> bool:
-    return text.information(content) < NOISE_BITS
+    """Says nothing: little information, or only filler once the speaker's name is set aside
+    (the name alone made "Ruth: Perfect." informative enough to keep)."""
+    return text.information(content) < NOISE_BITS or text.content_free(said_text(content))
 
 
 def importance(content: str, has_time: bool) -> float:
@@ -76,12 +78,16 @@ def speaker_of(content: str, default: str) -> str:
     return head if sep and 0 < len(head) <= 40 and "\n" not in head else default
 
 
-def facts_of(content: str) -> dict[str, str]:
-    found = {}
-    for attribute, pattern in ATTRIBUTES.items():
-        match = pattern.search(content)
-        if match:
-            found[attribute] = next(g for g in match.groups() if g).strip().lower()
+def claims(content: str, default_subject: str) -> list[tuple[str, str, str, bool]]:
+    """(subject, attribute, value) of what a memory states: its own statement's facts, and
+    those of the reply that travels with it ("Assistant: Hi Alice! / Alice: I live in
+    Seattle" states Alice's city too, so a later move supersedes that copy as well). The last
+    item says whether the memory's own statement makes the claim."""
+    own, _, reply = content.partition(REPLY_SEPARATOR)
+    found = []
+    for part in (own, reply) if reply else (own,):
+        subject = speaker_of(part, default_subject).lower()
+        found += [(subject, a, v, part is own) for a, v in statements.facts(part).items()]
     return found
 
 
@@ -102,7 +108,8 @@ def _reply(stream: list[dict[str, Any]], position: int) -> dict[str, Any] | None
         return None
     turn, after = stream[position], stream[position + 1]
     if speaker_of(after["content"], "") == speaker_of(turn["content"], "") \
-            or is_noise(after["content"]):
+            or text.information(after["content"]) < NOISE_BITS \
+            or text.content_free(said_text(after["content"])):
         return None
     return after
 
@@ -115,7 +122,7 @@ def atoms(said: str) -> list[str]:
         if not sentence:
             continue
         thin = text.information(sentence) < ATOM_BITS \
-            or len(text.content_words(sentence)) < ATOM_WORDS
+            or len(text.content_words(sentence)) < ATOM_WORDS or text.content_free(sentence)
         if thin and parts:
             parts[-1] += " " + sentence
         elif thin:
@@ -126,6 +133,11 @@ def atoms(said: str) -> list[str]:
     if pending:  # only thin sentences: the turn is one statement
         parts.append(pending.strip())
     return parts or [said]
+
+
+def first_memory_id(tenant: str, event_id: str) -> str:
+    """The id of the first statement's memory of an event (the local consolidator's)."""
+    return stable_id("l1", tenant, event_id, "0")
 
 
 def memories_for(event: dict[str, Any], context: str,
@@ -149,15 +161,19 @@ def memories_for(event: dict[str, Any], context: str,
         if resolved:
             valid_from = datetime.combine(resolved.start, time(), UTC).timestamp()
         others = " ".join(p for i, p in enumerate(parts) if i != index)
+        stated = claims(content, event["user_id"])
+        subject, attribute, value, _ = stated[0] if stated else ("", "", "", True)
         memories.append(Memory(
-            id=stable_id("l1", event["tenant"], event["event_id"], str(index)),
+            id=first_memory_id(event["tenant"], event["event_id"]) if index == 0
+            else stable_id("l1", event["tenant"], event["event_id"], str(index)),
             tenant=event["tenant"], user_id=event["user_id"], stream_id=event["stream_id"],
             content=shown, source_event_ids=sources,
             importance=importance(content, bool(resolved)), keywords=text.keywords(part),
             entities=text.entities(content), valid_from=valid_from,
             created_at=event["timestamp"], derivation=DERIVATION,
             context=f"{others} {context}".strip(),
-            time_label=resolved.label() if resolved else ""))
+            time_label=resolved.label() if resolved else "", subject=subject,
+            attribute=attribute, value=value))
     return memories
 
 
@@ -209,17 +225,24 @@ def _duplicate_of(memory: Memory, kept: dict[str, Memory],
 
 
 def _supersede(memories: dict[str, Memory]) -> list[Memory]:
-    """Mark older values of the same (subject, attribute) superseded by the newest one."""
-    latest: dict[tuple[str, str], Memory] = {}
-    updates = []
+    """Every memory that states an older value of a (subject, attribute), in its own words or
+    in the reply it carries, is marked superseded by the newest memory stating another value."""
+    holders: dict[tuple[str, str], list[tuple[str, str]]] = {}  # -> [(value, memory id)]
+    newest: dict[str, tuple[str, tuple[str, str, str]]] = {}  # old id -> (new id, its claim)
+    said_by: dict[tuple[str, str, str], str] = {}  # claim -> first memory saying it itself
     for memory in sorted(memories.values(), key=_order):
-        subject = speaker_of(memory.content, memory.user_id)
-        for attribute, value in facts_of(own_text(memory.content)).items():
-            before = latest.get((subject, attribute))
-            if before is not None and facts_of(own_text(before.content)).get(attribute) != value \
-                    and before.superseded_by != memory.id:
-                before = replace(before, superseded_by=memory.id)
-                memories[before.id] = before
-                updates.append(before)
-            latest[(subject, attribute)] = memory
+        for subject, attribute, value, own in claims(memory.content, memory.user_id):
+            if own:
+                said_by.setdefault((subject, attribute, value), memory.id)
+            held = holders.setdefault((subject, attribute), [])
+            for old_value, old_id in held:
+                if old_value != value and old_id != memory.id:
+                    newest[old_id] = (memory.id, (subject, attribute, value))
+            held[:] = [(v, i) for v, i in held if v == value] + [(value, memory.id)]
+    updates = []
+    for old_id, (new_id, claim) in sorted(newest.items()):
+        new_id = said_by.get(claim, new_id)  # the memory that says it, not a reply's copy
+        if memories[old_id].superseded_by != new_id:
+            memories[old_id] = replace(memories[old_id], superseded_by=new_id)
+            updates.append(memories[old_id])
     return updates

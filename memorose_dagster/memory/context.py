@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from memorose_dagster.memory import text
+from memorose_dagster.memory.consolidate import said_text
+from memorose_dagster.memory.rank import asks_about_past
+
 CHARS_PER_TOKEN = 4  # the usual estimate for English text with BPE tokenizers
 
 
@@ -21,12 +25,24 @@ def line_of(result: dict[str, Any]) -> str:
     return f"- [{result['layer']}{', ' + when if when else ''}]{marker} {result['content']}"
 
 
+def worth_saying(result: dict[str, Any], query: str) -> bool:
+    """Not filler ("See you there.", "lol"), and not a superseded value unless the question
+    asks about the past ("where did she live before?")."""
+    if result["layer"] != "L2" and text.content_free(said_text(result["content"])):
+        return False
+    return not result.get("superseded_by") or asks_about_past(query)
+
+
 def pack_context(results: list[dict[str, Any]], max_tokens: int,
-         header: str = "Relevant memories:") -> tuple[str, list[dict[str, Any]]]:
-    """Lines for ``results`` (best first) while they fit ``max_tokens``; a line that does not
-    fit is skipped, a shorter one after it may still fit. Returns the text and what it used."""
+                 header: str = "Relevant memories:", query: str = "",
+                 ) -> tuple[str, list[dict[str, Any]]]:
+    """Lines for ``results`` (best first) that are worth saying for ``query``, while they fit
+    ``max_tokens``; a line that does not fit is skipped, a shorter one after it may still fit.
+    Returns the text and what it used."""
     used, lines, budget = [], [header], max_tokens - tokens(header)
     for result in results:
+        if not worth_saying(result, query):
+            continue
         line = line_of(result)
         cost = tokens(line)
         if cost <= budget:

@@ -36,6 +36,16 @@ showing since strength strong stunning support supported supportive supporting s
 thankful thankfully touching true truly vibrant welcome
 """.split())
 
+# What people say to keep a conversation going: acknowledgements, greetings, sign-offs. A
+# statement made only of these, common words and stop words states no fact ("See you there.",
+# "Perfect.", "Exciting times.", "Thanks for the chat, talk soon.").
+FILLER_WORDS = frozenset("""
+alright anytime appreciated bye can't cheers chat course exactly excited fair fine goodbye haha
+hah hahaha hmm hope hooray indeed lmao maybe morning noted nope omg please sorry soon sure
+surely talk thanks tips times tonight totally true wait welcome yay yep yup evening
+afternoon absolutely agreed awesome cool congrats congratulations lovely nice okay
+""".split())
+
 NOT_ENTITIES = frozenset({"I", "The", "A", "An", "It", "We", "You", "He", "She", "They", "This",
                           "That", "My", "Your", "Yes", "No", "Oh", "Hey", "Hi", "Hello", "Thanks",
                           "Wow", "Ok", "Okay", "So", "But", "And", "Well", "What", "When", "Where",
@@ -65,6 +75,13 @@ def entities(text: str) -> list[str]:
         if parts:
             seen.setdefault(" ".join(parts), None)
     return list(seen)
+
+
+def content_free(said: str) -> bool:
+    """True when a statement names nothing: only stop, common and filler words ("Perfect.",
+    "See you there.", "Thanks, excited."). ``said`` is the text without its speaker."""
+    return not [w for w in content_words(said)
+                if w not in COMMON_WORDS and w not in FILLER_WORDS]
 
 
 def information(text: str) -> float:

@@ -15,9 +15,13 @@ WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
            "seven": 7, "eight": 8, "nine": 9, "ten": 10, "few": 3, "couple of": 2, "several": 3}
 _NUM = r"(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|few|couple of|several)"
-_AGO = re.compile(rf"\b{_NUM} (day|week|month|year)s? ago\b")
+_AGO = re.compile(rf"\b{_NUM} (day|week|fortnight|month|year)s? ago( today)?\b")
 _REL = re.compile(r"\b(last|this|next|past) (week|weekend|month|year|summer|winter|spring|fall)\b")
-_DAY = re.compile(r"\b(yesterday|today|tonight|tomorrow|this morning|this evening)\b")
+_DAY = re.compile(r"\b(the day before yesterday|the day after tomorrow|yesterday|today|tonight|"
+                  r"tomorrow|this morning|this evening)\b")
+# "they come on Thursday", "the plumber comes on Tuesday": a weekday ahead, not behind
+_FUTURE = re.compile(r"\b(will|'ll|going to|gonna|come|comes|coming|arrive|arrives|arriving|"
+                     r"visit|visits|starts|is|are|plan|planning|due)\b[^.!?]*$")
 _WEEKDAY = re.compile(r"\b(last|this|next|on) (" + "|".join(WEEKDAYS) + r")\b")
 
 
@@ -57,7 +61,7 @@ def resolve(text: str, said_at: float) -> Resolved | None:
     """The first relative time expression in ``text``, as an absolute date range."""
     now = datetime.fromtimestamp(said_at, UTC).date()
     lowered = text.lower()
-    for finder in (_day, _ago, _weekday, _relative):
+    for finder in (_ago, _day, _weekday, _relative):
         found = finder(lowered, now)
         if found is not None:
             return found
@@ -68,7 +72,8 @@ def _day(text: str, now: date) -> Resolved | None:
     match = _DAY.search(text)
     if not match:
         return None
-    offset = {"yesterday": -1, "tomorrow": 1}.get(match.group(1), 0)
+    offset = {"yesterday": -1, "tomorrow": 1, "the day before yesterday": -2,
+              "the day after tomorrow": 2}.get(match.group(1), 0)
     day = now + timedelta(days=offset)
     return Resolved(match.group(0), day, day)
 
@@ -80,6 +85,11 @@ def _ago(text: str, now: date) -> Resolved | None:
     raw = match.group(1)
     count = int(raw) if raw.isdigit() else NUMBERS[raw]
     unit = match.group(2)
+    if unit == "fortnight":
+        unit, count = "day", 14 * count
+    if match.group(3) and unit in ("day", "week"):  # "six weeks ago today": that very day
+        day = now - timedelta(days=count * (7 if unit == "week" else 1))
+        return Resolved(match.group(0), day, day)
     if unit == "day":
         day = now - timedelta(days=count)
         return Resolved(match.group(0), day, day)
@@ -97,7 +107,10 @@ def _weekday(text: str, now: date) -> Resolved | None:
         return None
     which, target = match.group(1), WEEKDAYS.index(match.group(2))
     delta = target - now.weekday()
-    if which == "last" or (which == "on" and delta >= 0):
+    ahead = which == "on" and _FUTURE.search(text[:match.start()]) is not None
+    if ahead and delta <= 0:
+        delta += 7
+    elif which == "last" or (which == "on" and not ahead and delta >= 0):
         delta -= 7 if delta >= 0 else 0
     elif which == "next" and delta <= 0:
         delta += 7

@@ -8,7 +8,8 @@ from typing import Any
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory import graph
-from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, factors, fuse, rank
+from memorose_dagster.memory.consolidate import first_memory_id
+from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, fuse, rank
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.records import KIND_OF_LAYER, record_id
@@ -41,6 +42,7 @@ class Retriever:
         ``why``: the BM25 and vector signals, graph expansion, the fused score and the factors
         the ranking applied to it (``score`` = ``fused`` x the factors)."""
         pool = max(3 * top_k, 30)
+        named = self.named_entities(tenant, user_id, query)
         text_hits = self._indexer.fulltext.search(query, tenant, user_id, pool, stream_id,
                                                   layers)
         query_vector = self._embedder.embed([query])[0]
@@ -49,8 +51,7 @@ class Retriever:
         layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
         fused = fuse(((h.id, h.score) for h in text_hits),
                      ((h.id, h.similarity) for h in vector_hits))
-        linked = self.linked_memories(tenant, user_id, query) \
-            if layers is None or "L1" in layers else set()
+        linked = graph.expansion(named) if layers is None or "L1" in layers else set()
         # Graph expansion: memories of the entities the query names join the candidates even
         # when neither index found them, seeded at a fraction of the best match.
         expanded = linked - layer_of.keys()
@@ -64,6 +65,8 @@ class Retriever:
                 continue
             if rid in expanded and stream_id is not None and record.get("stream_id") != stream_id:
                 continue
+            if layer_of[rid] == "L0":
+                record = self._as_derived(tenant, record)
             sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
             candidates.append(Candidate(rid, layer_of[rid], record, score, frozenset(sources),
                                         linked=rid in linked))
@@ -81,15 +84,26 @@ class Retriever:
                     "bm25": bm25.get(c.id), "text": text_part.get(c.id, 0.0),
                     "vector": cosine.get(c.id), "vector_part": vector_part.get(c.id, 0.0),
                     "graph": graph_role, "fused": fused_scores[c.id],
-                    "factors": factors(c, query), "score": c.score}
+                    "factors": c.why, "score": c.score}
         return results
 
-    def linked_memories(self, tenant: str, user_id: str, query: str) -> set[str]:
-        """L1 memories linked in the graph to the specific entities the query names."""
+    def _as_derived(self, tenant: str, event: dict[str, Any]) -> dict[str, Any]:
+        """A raw event whose first memory was superseded says the same old thing."""
+        first = self.record(tenant, "L1", first_memory_id(tenant, event["event_id"]))
+        if first is not None and first.get("superseded_by"):
+            return {**event, "superseded_by": first["superseded_by"]}
+        return event
+
+    def named_entities(self, tenant: str, user_id: str, query: str) -> list[dict[str, Any]]:
+        """The graph's entities that the query names (any 1-3 word run of it)."""
         named = [self._store.get(keys.derived("entity", tenant,
                                               graph.entity_id(tenant, user_id, name)))
                  for name in graph.query_names(query)]
-        return graph.expansion([e for e in named if e is not None])
+        return [e for e in named if e is not None]
+
+    def linked_memories(self, tenant: str, user_id: str, query: str) -> set[str]:
+        """L1 memories linked in the graph to the specific entities the query names."""
+        return graph.expansion(self.named_entities(tenant, user_id, query))
 
     def _result(self, tenant: str, layer: str, record: dict[str, Any],
                 score: float) -> dict[str, Any]:
