@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api import handlers
 from api.auth import caller
@@ -155,7 +155,40 @@ class McpEndpoint:
         except MemoroseError as exc:
             await handlers.memorose_error(request, exc)(scope, receive, send)
             return
-        await scope["app"].state.mcp(scope, receive, send)
+        await scope["app"].state.mcp(scope, receive, _json_errors(send))
+
+
+_ERROR_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed",
+                406: "not_acceptable", 415: "unsupported_media_type"}
+
+
+def _json_errors(send: Send) -> Send:
+    """The SDK answers a request it cannot take (wrong content type, not JSON-RPC) in plain
+    text; every Memorose error is ``{"error": {code, message}}``, so rewrite those answers."""
+    held: dict[str, Any] = {}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            kind = dict(message.get("headers", [])).get(b"content-type", b"")
+            if message["status"] >= 400 and not kind.startswith(b"application/json"):
+                held["start"], held["body"] = message, b""
+                return
+        elif "start" in held and message["type"] == "http.response.body":
+            held["body"] += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            status = held["start"]["status"]
+            text = held["body"].decode(errors="replace").strip() or f"HTTP {status}"
+            body = json.dumps({"error": {"code": _ERROR_CODES.get(status, "http_error"),
+                                         "message": text}}).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return wrapped
 
 
 @contextlib.asynccontextmanager

@@ -57,7 +57,9 @@ def build() -> dict[str, Any]:
         "/mcp": {"post": _op("MCP over streamable HTTP (JSON-RPC; tools remember, recall, "
                              "context, graph, memories, forget_preview, forget_confirm)", 200,
                              "the JSON-RPC answer", _400="not a JSON-RPC message",
-                             _401="missing or unknown key")},
+                             _401="missing or unknown key",
+                             _406="must accept application/json and text/event-stream",
+                             _415="the body must be application/json")},
         "/api/v1/events": {"post": _op("Ingest one event", 201, "{event_id, log_index}",
                                        EventIn, **BAD, **RESENT)},
         "/api/v1/events/batch": {"post": _op(

@@ -53,9 +53,16 @@ def test_up_runs_the_pipeline_and_serves_the_ui(tmp_path):
                            timeout=30).json()["data"]["assetNodes"]
         deps = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]}
                 for n in nodes}
+        lake = {"events": {"l0_events"}, "memories": {"l1_memories"},
+                "access": {"l1_memories"}, "entities": {"memory_graph"},
+                "relations": {"memory_graph"}, "insights": {"l2_insights"},
+                "vectors": {"l0_events", "l1_memories", "l2_insights"},
+                "tombstones": {"l1_memories", "l2_insights", "memory_decay"}}
         assert deps == {"l0_events": set(), "l1_memories": {"l0_events"},
                         "memory_graph": {"l1_memories"}, "l2_insights": {"memory_graph"},
-                        "memory_decay": {"l2_insights"}}
+                        "memory_decay": {"l2_insights"},
+                        **{f"lake_{table}": parents for table, parents in lake.items()},
+                        "memory_audit": {f"lake_{table}" for table in lake}}
         assert {n["groupName"] for n in nodes} == {"memory"}
         assert (tmp_path / "data" / "dagster" / "dagster.yaml").exists()
     finally:
