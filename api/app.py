@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api import cluster_routes, graph_routes, handlers, memory_routes, openapi, routes
+from api import admission, cluster_routes, graph_routes, handlers, memory_routes, openapi, routes
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
@@ -22,6 +23,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     """An app serving ``node`` (or a node it starts and stops itself from ``settings``)."""
     settings = settings or (node.settings if node else Settings.from_env())
     document = openapi.build()
+    load = admission.Load()
 
     async def openapi_json(_request: Request) -> JSONResponse:
         return JSONResponse(document)
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             *cluster_routes.routes,
         ],
         lifespan=lifespan,
+        middleware=[Middleware(admission.Admission, settings=settings, load=load)],
         exception_handlers={
             MemoroseError: handlers.memorose_error,
             ValidationError: handlers.validation_error,
@@ -67,4 +70,5 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         },
     )
     app.state.settings = settings
+    app.state.load = load
     return app

@@ -31,6 +31,11 @@ class Settings:
     max_batch: int = 1000
     max_content_chars: int = 64 * 1024
     commit_timeout: float = 10.0
+    # Admission (api/admission.py): past any of these a request is answered 503 overloaded.
+    max_inflight: int = 64                 # requests being served at once (/health exempt)
+    max_inflight_bytes: int = 64 * 1024 * 1024  # request body bytes held by those requests
+    max_pending_commits: int = 32          # writes waiting on the Raft log
+    admission_wait: float = 0.1            # seconds a request may wait for room before the 503
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -52,6 +57,10 @@ class Settings:
             max_batch=int(_env("MAX_BATCH", str(cls.max_batch))),
             max_content_chars=int(_env("MAX_CONTENT_CHARS", str(cls.max_content_chars))),
             commit_timeout=float(_env("COMMIT_TIMEOUT", str(cls.commit_timeout))),
+            max_inflight=int(_env("MAX_INFLIGHT", str(cls.max_inflight))),
+            max_inflight_bytes=int(_env("MAX_INFLIGHT_BYTES", str(cls.max_inflight_bytes))),
+            max_pending_commits=int(_env("MAX_PENDING_COMMITS", str(cls.max_pending_commits))),
+            admission_wait=float(_env("ADMISSION_WAIT", str(cls.admission_wait))),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
