@@ -32,9 +32,13 @@ class Settings:
     max_content_chars: int = 64 * 1024
     commit_timeout: float = 10.0
     # Admission (api/admission.py): past any of these a request is answered 503 overloaded.
-    max_inflight: int = 64                 # requests being served at once (/health exempt)
-    max_inflight_bytes: int = 64 * 1024 * 1024  # request body bytes held by those requests
-    max_pending_commits: int = 32          # writes waiting on the Raft log
+    # Measured on 2 cores (bench/overload.py): at 32-64 requests in flight the handler threads
+    # starved the event loop of the GIL and admitted requests waited 5-10 s at 16x the
+    # sustainable load; at 16 p50 stayed under 0.5 s. A request holds about 3.5x its body
+    # (parsed JSON, the msgpack command, its Raft entry) while it waits for its commit.
+    max_inflight: int = 16                 # requests being served at once (/health exempt)
+    max_inflight_bytes: int = 32 * 1024 * 1024  # request body bytes held by those requests
+    max_pending_commits: int = 8           # writes waiting on the Raft log
     admission_wait: float = 0.1            # seconds a request may wait for room before the 503
 
     @classmethod

@@ -19,6 +19,7 @@ import uvicorn
 from conftest import free_port, make_settings, wait_until
 
 from api import create_app
+from memorose_client import MemoroseAPIError, MemoroseClient
 from memorose_dagster.ids import new_id
 from memorose_dagster.node.node import Node
 
@@ -104,6 +105,9 @@ def test_requests_past_max_inflight_get_503_and_the_admitted_succeed(tmp_path, e
                               "MEMOROSE_MAX_INFLIGHT")
             assert time.monotonic() - started < 2.0  # refused at once, not queued
             assert httpx.get(url + "/health", timeout=5).status_code == 200  # exempt
+            with MemoroseClient(url) as client, pytest.raises(MemoroseAPIError) as raised:
+                client.ingest("u", "s", "one more")
+            assert (raised.value.status, raised.value.code) == (503, "overloaded")
             assert not any(f.done() for f in futures)
             gate.set()
             assert [f.result().status_code for f in futures] == [201, 201, 201]
