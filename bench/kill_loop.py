@@ -5,17 +5,17 @@ One node (``memorose serve``, free 127.0.0.1 ports, its own temp data directory)
 batched ingest from ``--writers`` clients (``MemoroseClient``, which names every event before
 its first attempt; a batch that was not acknowledged is resent with the same ids until it is).
 ``--kills`` times, after a random 0.3-2 s of ingest, the node is killed with SIGKILL; every
-``--snapshot-every``-th kill follows a ``POST /api/v1/admin/snapshot`` by 0-300 ms, so it can
-land while the snapshot is being written (kills that left a snapshot half written are counted
-from the files the writer leaves behind). The node is restarted at once on the same data
-directory and ports. At the end every acknowledged event must be stored (read back per user
-through ``/api/v1/admin/records``).
+``--snapshot-every``-th kill follows a ``POST /api/v1/admin/snapshot``: it lands within 10 ms
+of the snapshot's files appearing, while the snapshot is being written (kills that left a
+snapshot half written are counted from the files the writer leaves behind). The node is
+restarted at once on the same data directory and ports. At the end every acknowledged event
+must be stored (read back per user through ``/api/v1/admin/records``).
 
 Reported: kills, acknowledged events, lost (must be 0), resends answered with the ids already
 stored, and time to recover per restart: kill -> /health 200, and kill -> the next
 acknowledged batch (p50 / max). Exit code 1 if anything was lost.
 
-    python bench/kill_loop.py              # 20 kills, about 2 minutes on 2 cores
+    python bench/kill_loop.py              # 20 kills, 2-5 minutes on 2 cores
     python bench/kill_loop.py --kills 50
 """
 
@@ -94,9 +94,11 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def snapshot_leftovers(home: Path) -> bool:
-    """A snapshot write cut short leaves its temp files in raft/ (removed at the next start)."""
+    """A snapshot being written has temp files in raft/ (a crash leaves them; the next start
+    removes them): the checkpoint, the tar being written, pysyncobj's stand-in."""
     raft = home / "raft"
-    return any(raft.glob(".snapshot-*")) or any(raft.glob("*.writing"))
+    return any(raft.glob(".snapshot-*")) or any(raft.glob("*.writing")) or \
+        any(raft.glob("*.tmp"))
 
 
 def stored_ids(url: str, users: list[str]) -> set[str]:
@@ -113,9 +115,12 @@ def kill_once(node: NodeProcess, writers: Writers, rng: random.Random, snapshot:
               ) -> tuple[float, float, bool]:
     """Ingest a while, kill, restart: (kill -> healthy, kill -> next ack, snapshot cut)."""
     time.sleep(rng.uniform(0.3, 2.0))
-    if snapshot:
+    if snapshot:  # kill as soon as the snapshot's files appear, while it is being written
         threading.Thread(target=_request_snapshot, args=(node.url,), daemon=True).start()
-        time.sleep(rng.uniform(0.0, 0.3))
+        deadline = time.monotonic() + 3.0
+        while not snapshot_leftovers(node.home) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.01))
     acked = writers.count()
     killed_at = time.perf_counter()
     node.kill()
