@@ -95,10 +95,11 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 def snapshot_leftovers(home: Path) -> bool:
     """A snapshot being written has temp files in raft/ (a crash leaves them; the next start
-    removes them): the checkpoint, the tar being written, pysyncobj's stand-in."""
+    removes them): the checkpoint it is made from, and the tar being written. (pysyncobj's
+    ``*.tmp`` stand-in is no sign: a crash leaves it, and nothing removes it until the next
+    snapshot.)"""
     raft = home / "raft"
-    return any(raft.glob(".snapshot-*")) or any(raft.glob("*.writing")) or \
-        any(raft.glob("*.tmp"))
+    return any(raft.glob(".snapshot-*")) or any(raft.glob("*.writing"))
 
 
 def stored_ids(url: str, users: list[str]) -> set[str]:
