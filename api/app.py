@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import (
+    admission,
     audit_routes,
     cluster_routes,
     graph_routes,
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     settings = settings or (node.settings if node else Settings.from_env())
     document = openapi.build()
     document["paths"].update(dashboard_paths())
+    load = admission.Load()
 
     async def openapi_json(_request: Request) -> JSONResponse:
         return JSONResponse(document)
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             *dashboard_routes(),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(admission.Admission, settings=settings, load=load)],
         exception_handlers={
             MemoroseError: handlers.memorose_error,
             ValidationError: handlers.validation_error,
@@ -87,4 +91,5 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         },
     )
     app.state.settings = settings
+    app.state.load = load
     return app

@@ -55,6 +55,15 @@ class Settings:
     commit_timeout: float = 10.0
     min_free_bytes: int | None = None      # refuse writes below this; None: min(256 MiB, 1%)
     fault_file: Path | None = None         # test hook: while it exists, disk writes fail
+    # Admission (api/admission.py): past any of these a request is answered 503 overloaded.
+    # Measured on 2 cores (bench/overload.py): at 32-64 requests in flight the handler threads
+    # starved the event loop of the GIL and admitted requests waited 5-10 s at 16x the
+    # sustainable load; at 16 p50 stayed under 0.5 s. A request holds about 3.5x its body
+    # (parsed JSON, the msgpack command, its Raft entry) while it waits for its commit.
+    max_inflight: int = 16                 # requests being served at once (/health exempt)
+    max_inflight_bytes: int = 32 * 1024 * 1024  # request body bytes held by those requests
+    max_pending_commits: int = 8           # writes waiting on the Raft log
+    admission_wait: float = 0.1            # seconds a request may wait for room before the 503
 
     @classmethod
     def from_env(cls, check: bool = True, **overrides: object) -> Settings:
@@ -80,6 +89,10 @@ class Settings:
             commit_timeout=float(_env("COMMIT_TIMEOUT", str(cls.commit_timeout))),
             min_free_bytes=_optional_int(_env("MIN_FREE_BYTES", "")),
             fault_file=Path(_env("FAULT_FILE", "")) if _env("FAULT_FILE", "") else None,
+            max_inflight=int(_env("MAX_INFLIGHT", str(cls.max_inflight))),
+            max_inflight_bytes=int(_env("MAX_INFLIGHT_BYTES", str(cls.max_inflight_bytes))),
+            max_pending_commits=int(_env("MAX_PENDING_COMMITS", str(cls.max_pending_commits))),
+            admission_wait=float(_env("ADMISSION_WAIT", str(cls.admission_wait))),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if check:

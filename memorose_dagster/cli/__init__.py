@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from memorose_dagster.errors import StartupError
+from memorose_dagster.cli import preflight
+from memorose_dagster.errors import MemoroseError
 from memorose_dagster.settings import Settings
 
 
@@ -53,13 +54,21 @@ def _settings(args: argparse.Namespace) -> Settings:
         peers=tuple(p.strip() for p in args.peers.split(",") if p.strip()))
 
 
+def check_node(settings: Settings) -> None:
+    """What would stop ``settings``' node from starting, checked before anything starts."""
+    raft_host, _, raft_port = settings.raft_address.rpartition(":")
+    preflight.node(settings.host, settings.port, raft_host, int(raft_port), settings.home)
+
+
 def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    check_node(settings)
+    settings.resolved_secret()  # here, not in the app's startup: one line, not a traceback
+
     import uvicorn
 
     from api import create_app
 
-    settings = _settings(args)
-    settings.resolved_secret()  # here, not in the app's startup: one line, not a traceback
     logging.getLogger("memorose").info("node %s, data in %s", settings.name, settings.home)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="info", timeout_graceful_shutdown=10)
@@ -70,6 +79,8 @@ def up(args: argparse.Namespace) -> int:
     from memorose_dagster.cli.up import up as run_up
 
     settings = _settings(args)
+    check_node(settings)
+    preflight.port_free(settings.host, args.dagster_port, "Dagster UI", "--dagster-port")
     serve_args = ["--host", settings.host, "--port", str(settings.port),
                   "--data-dir", str(settings.home), "--raft-port", str(settings.raft_port),
                   "--node-id", settings.node_id, "--peers", ",".join(settings.peers)]
@@ -79,8 +90,8 @@ def up(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except StartupError as exc:
-        print(f"memorose: {exc.message}", file=sys.stderr)
+    except MemoroseError as exc:  # what stops a start is said in one line, no traceback
+        print(f"memorose: {exc.message}", file=sys.stderr, flush=True)
         return 2
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from memorose_dagster.cli import preflight
+from memorose_dagster.errors import StartupError
 from memorose_dagster.index.fulltext import FullTextIndex
 from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.log.store import Store
@@ -14,6 +16,10 @@ from memorose_dagster.node.indexer import Indexer
 
 def reindex(home: Path) -> int:
     """Rebuild Tantivy and LanceDB from RocksDB. The node must be stopped."""
+    if not (home / "rocksdb").is_dir():
+        raise StartupError(f"{home} holds no memorose data (no rocksdb/ in it): check --data-dir")
+    preflight.store_not_in_use(home, "stop the node first; reindex rebuilds a stopped node's "
+                                     "indexes")
     for derived in ("tantivy", "lancedb"):  # dropped first: a damaged one may not even open
         shutil.rmtree(home / derived, ignore_errors=True)
     store = Store(home / "rocksdb")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from memorose_dagster.errors import StartupError
 from memorose_dagster.settings import Settings
 
 DAGSTER_YAML = """\
@@ -78,6 +79,18 @@ def _wait_http(url: str, process: subprocess.Popen, what: str, timeout: float) -
     raise SystemExit(f"{what} did not answer {url} within {timeout:.0f}s")
 
 
+def _init_instance(bin_dir: Path, env: dict[str, str]) -> None:
+    """Create (or upgrade) the Dagster instance's sqlite storage once, before the daemon and the
+    webserver start: on a fresh directory both used to create it at once, and one of them could
+    fail with alembic's "more than one head"."""
+    done = subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=120)
+    if done.returncode != 0:
+        raise StartupError(f"cannot set up the Dagster instance in {env['DAGSTER_HOME']}: "
+                           + (done.stderr.strip().splitlines() or ["no message"])[-1])
+
+
 def _stop(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
     for process in reversed(processes):
         if process.poll() is None:
@@ -104,6 +117,7 @@ def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
         node = subprocess.Popen([sys.executable, "-m", "memorose_dagster.cli", "serve",
                                  *serve_args], env=env)
         processes.append(node)
+        _init_instance(bin_dir, env)  # while the node loads its model
         _wait_http(f"{env['MEMOROSE_URL']}/health", node, "the node", 120)
         processes.append(subprocess.Popen(
             [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env=env))
