@@ -1,5 +1,6 @@
 """Admin reads for the lake, the audits and export: dated records of a kind in pages, the
-partitions a log range touched, and this node's index census."""
+partitions and ids a log range touched, the current rows of given ids, and this node's index
+census."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin
+from api.body import read_body
 from api.routes import int_param, node_of
+from api.schemas import LakeRowsIn
 from memorose_dagster.errors import InvalidInput
 
 KINDS = ("event", "l1", "l2", "entity", "relation", "vector", "tombstone", "access")
@@ -52,7 +55,8 @@ async def lake_records(request: Request) -> JSONResponse:
 
 
 async def lake_touched(request: Request) -> JSONResponse:
-    """The (tenant, day) partitions and ids written by log entries in (after, until]."""
+    """The (tenant, day) partitions and (tenant, id)s written by log entries in
+    (after, until]."""
     require_admin(request)
     params = request.query_params
     after, limit = int_param(params, "after", 0), int_param(params, "limit", 2000)
@@ -64,6 +68,15 @@ async def lake_touched(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
+async def lake_rows(request: Request) -> JSONResponse:
+    """The current rows of every lake table whose id is one of ``ids`` in ``tenant``, read by
+    key: what an incremental lake write merges into the partitions it rewrites."""
+    require_admin(request)
+    body = await read_body(request, LakeRowsIn)
+    rows = await run_in_threadpool(node_of(request).lake_rows, body.tenant, body.ids)
+    return JSONResponse({"records": [_jsonable(r) for r in rows]})
+
+
 async def index_census(request: Request) -> JSONResponse:
     """Per user and layer: RocksDB against Tantivy and LanceDB on this node, and strays."""
     require_admin(request)
@@ -73,5 +86,6 @@ async def index_census(request: Request) -> JSONResponse:
 ROUTES = [
     Route("/api/v1/admin/lake/records", lake_records),
     Route("/api/v1/admin/lake/touched", lake_touched),
+    Route("/api/v1/admin/lake/rows", lake_rows, methods=["POST"]),
     Route("/api/v1/admin/index/census", index_census),
 ]

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from api.cluster_routes import WAIT_LIMIT, MemberIn
 from api.key_routes import KeyIn
 from api.memory_routes import ForgetConfirmIn, ForgetQueryIn
-from api.schemas import CommitIn, ContextIn, EventBatchIn, EventIn, RetrieveIn
+from api.schemas import CommitIn, ContextIn, EventBatchIn, EventIn, LakeRowsIn, RetrieveIn
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -48,7 +48,7 @@ RESENT = {"_409": "event_id already stored with another user, stream, content or
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
     for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, ForgetQueryIn,
-                  ForgetConfirmIn, MemberIn, KeyIn):
+                  ForgetConfirmIn, MemberIn, KeyIn, LakeRowsIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -222,9 +222,13 @@ def _lake_paths() -> dict[str, Any]:
             "{records, next}", _400="bad kind, limit or cursor", **admin),
             "parameters": query("kind", "days", "tenant", "after", "limit", "values")}},
         "/api/v1/admin/lake/touched": {"get": {**_op(
-            "The (tenant, day) partitions and ids written by log entries in (after, until] "
-            "(admin)", 200, "{touched, ids, next_cursor, applied_index}", _400="bad range",
-            **admin), "parameters": query("after", "until", "limit")}},
+            "The (tenant, day) partitions and [tenant, id]s written by log entries in "
+            "(after, until] (admin)", 200, "{touched, ids, next_cursor, applied_index}",
+            _400="bad range", **admin), "parameters": query("after", "until", "limit")}},
+        "/api/v1/admin/lake/rows": {"post": _op(
+            "The current rows of every lake table whose id is one of ids in tenant, read by "
+            "key (admin)", 200, "{records}", LakeRowsIn, **BODY, _401="missing or unknown key",
+            **admin)},
         "/api/v1/admin/index/census": {"get": _op(
             "Per user and layer: RocksDB against Tantivy and LanceDB on this node, and index "
             "entries with no record (admin)", 200, "{node_id, counts, strays, ...}", **admin)},

@@ -91,3 +91,10 @@ class ContextIn(QueryIn):
 
 class CommitIn(Strict):
     records: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+class LakeRowsIn(Strict):
+    """Ids of one tenant whose current lake rows (of every table) are wanted."""
+
+    tenant: Id
+    ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]

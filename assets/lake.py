@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from memorose_dagster.lake.build import partitions_holding, refresh, touched_by_range
+from memorose_dagster.lake.build import merge_range, refresh
 from memorose_dagster.lake.resource import LakeResource
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
@@ -30,27 +30,26 @@ SPECS = [dg.AssetSpec(key, deps=keys.LAKE_TABLES[table], group_name="memory",
          for table, key in keys.LAKE_ASSETS.items()]
 
 
-def _scope(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
-           root: Path) -> tuple[set[str] | None, set[tuple[str, str]] | None, str]:
-    """(days, touched partitions, how chosen): a log range rewrites what it touched, a
-    backfill its day, a run without partition the whole lake."""
-    if config.until > 0 or (config.after > 0 and context.has_partition_key):
-        parts, ids = touched_by_range(cluster.client, config.after, config.until or None)
-        return None, parts | partitions_holding(root, ids), "log range"
-    if context.has_partition_key:
-        return {context.partition_key}, None, "day"
-    return None, None, "everything"
+def _write(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
+           root: Path) -> tuple[dict[str, dict], str]:
+    """A log range merges what it changed, a backfill rewrites its day, a run without
+    partition (or a range from the start of the log) rewrites the whole lake."""
+    ranged = config.until > 0 or (config.after > 0 and context.has_partition_key)
+    if ranged and config.after > 0:
+        return merge_range(cluster.client, root, config.after, config.until or None), "log range"
+    if context.has_partition_key and not ranged:
+        return refresh(cluster.client, root, {context.partition_key}), "day"
+    return refresh(cluster.client, root), "everything"
 
 
 @dg.multi_asset(name="memory_lake", specs=SPECS, partitions_def=PARTITIONS)
 def memory_lake(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
                 lake: LakeResource):
     """Writes the lake's partitions that a log range, a day or a full rebuild selects, from the
-    records the node serves (``/api/v1/admin/lake/records``)."""
+    records the node serves (``/api/v1/admin/lake/records``, ``/api/v1/admin/lake/rows``)."""
     started = time.perf_counter()
     root = lake.path()
-    days, touched, chosen = _scope(context, config, cluster, root)
-    stats = refresh(cluster.client, root, days, touched)
+    stats, chosen = _write(context, config, cluster, root)
     for table, key in keys.LAKE_ASSETS.items():
         yield dg.MaterializeResult(asset_key=key, metadata={
             **stats[table], "scope": chosen, "root": str(root),

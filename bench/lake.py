@@ -8,7 +8,8 @@ uvicorn on a free 127.0.0.1 port. It is filled with ``--events`` events over 100
 ingest days, and synthetic derived records committed through the log like the pipeline's (one
 L1 memory per event with a 384-d vector, an entity and a relation per 20 memories, a few
 tombstones): the lake is measured, not the consolidator. Then: the full lake write (all
-partitions), an incremental write (1,000 new events, their partitions only), the index census,
+partitions), incremental writes (1,000 new events; 1,000 more with their derived records: the
+changed records read back by key and merged into their partitions), the index census,
 the full audit, COUNT(*) over the lake's parquet (the baseline), export of the tenant over HTTP
 and import into a second, empty node over HTTP.
 """
@@ -37,6 +38,7 @@ from memorose_dagster.lake import build, files  # noqa: E402
 from memorose_dagster.lake.in_process import LakeNodeClient  # noqa: E402
 from memorose_dagster.lake.report import build_report  # noqa: E402
 from memorose_dagster.lake.transfer import export, import_archive  # noqa: E402
+from memorose_dagster.log.store import ingest_day  # noqa: E402
 from memorose_dagster.models.embedding import LocalMiniLM  # noqa: E402
 from memorose_dagster.node.node import Node  # noqa: E402
 from memorose_dagster.records import Entity, Event, Memory, Relation, Tombstone, Vector  # noqa: E402
@@ -63,11 +65,11 @@ def start(home: Path, embedder: LocalMiniLM) -> tuple[Node, uvicorn.Server, str]
     return node, server, f"http://127.0.0.1:{ports[0]}"
 
 
-def events(n: int, start_ms: int, step_ms: int) -> list[Event]:
+def events(n: int, start_ms: int, step_ms: int, first: int = 0) -> list[Event]:
     return [Event(event_id=id_floor(start_ms + i * step_ms), tenant="default",
                   user_id=f"user_{i % USERS}", stream_id=f"s{i % 7}",
-                  content=f"user {i % USERS} said fact {i} about topic {i % 97}",
-                  timestamp=(start_ms + i * step_ms) / 1000, metadata={"turn": i})
+                  content=f"user {i % USERS} said fact {first + i} about topic {i % 97}",
+                  timestamp=(start_ms + i * step_ms) / 1000, metadata={"turn": first + i})
             for i in range(n)]
 
 
@@ -131,10 +133,20 @@ def run(n: int, tmp: Path) -> list[tuple]:
         rows[-1] = (*rows[-1][:3], f"{total:,} rows in {len(files.partitions(root, 'events'))} "
                     "event partitions")
         before = node.applied_index
-        node.ingest(events(1000, now_ms + 1000, 1))
+        node.ingest(events(1000, now_ms + 1000, 1, n))
         timed(rows, "lake write, incremental (1,000 new events)", 1000, "events",
-              lambda: build.refresh(client, root, touched=build.touched_by_range(
-                  client, before, None)[0]))
+              lambda: build.merge_range(client, root, before, None))
+        before = node.applied_index
+        added = events(1000, now_ms + 2000, 1, n + 1000)
+        node.ingest(added)
+        node.commit_derived(derived(added, np.random.default_rng(8)))
+        timed(rows, "lake write, incremental (1,000 events + derived)", 1000, "events",
+              lambda: build.merge_range(client, root, before, None))
+        rows[-1] = (*rows[-1][:3], "2,100 records: memories, vectors, entities, relations")
+        today = ingest_day(added[0].event_id)
+        timed(rows, "baseline: that day rewritten from a scan of every kind", 0, "",
+              lambda: build.refresh(client, root, {today}))
+        rows[-1] = (*rows[-1][:3], "how a log range was written before")
         census = timed(rows, "index census (RocksDB vs Tantivy, LanceDB)", 0, "",
                        client.index_census)
         report = timed(rows, "full audit (DuckDB over the lake)", total, "rows",

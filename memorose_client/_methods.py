@@ -242,9 +242,15 @@ class ApiMethods:
 
     def lake_touched(self, after: int, until: int | None = None,
                      limit: int = 2000) -> dict[str, Any]:
-        """The (tenant, day) partitions and ids written by the log entries after ``after``."""
+        """The (tenant, day) partitions and [tenant, id]s written by the log entries after
+        ``after``."""
         params = f"?after={after}&limit={limit}" + (f"&until={until}" if until is not None else "")
         return self._run(Call("GET", "/api/v1/admin/lake/touched" + params))
+
+    def lake_rows(self, tenant: str, ids: list[str]) -> list[dict[str, Any]]:
+        """The current rows of every lake table whose id is one of ``ids`` in ``tenant``."""
+        return self._run(Call("POST", "/api/v1/admin/lake/rows", {"tenant": tenant, "ids": ids},
+                              lambda r: r["records"]))
 
     def audit(self) -> dict[str, Any]:
         """The audit report over the node's lake (``GET /api/v1/admin/audit``)."""

@@ -42,6 +42,12 @@ def partitions(root: Path, table: str) -> set[tuple[str, str]]:
     return found
 
 
+def read_partition(root: Path, table: str, tenant: str, day: str) -> pl.DataFrame | None:
+    """The rows of one partition's file, or None when it has none."""
+    path = partition_path(root, table, tenant, day)
+    return pl.read_parquet(path, hive_partitioning=False) if path.exists() else None
+
+
 def write_partitions(root: Path, table: str, df: pl.DataFrame,
                      touched: set[tuple[str, str]]) -> dict[str, int]:
     """Replace the files of the ``touched`` partitions with the rows of ``df`` that fall in

@@ -30,6 +30,9 @@ class LakeNodeClient(NodeClient):
                      limit: int = 2000) -> dict[str, Any]:
         return self.node.lake_touched(after, until, limit)
 
+    def lake_rows(self, tenant: str, ids: list[str]) -> list[dict[str, Any]]:
+        return self.node.lake_rows(tenant, ids)
+
     def index_census(self) -> list[dict[str, Any]]:
         return [self.node.index_census()]
 

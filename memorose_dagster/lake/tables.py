@@ -65,8 +65,15 @@ def frame(table: str, records: list[dict[str, Any]], with_values: bool = False) 
     """Records of one table (each with its ``day``) as a frame in the table's schema, sorted
     by tenant, day and id: the same records always give the same frame."""
     columns = schema(table, with_values)
-    out = pl.DataFrame([to_row(r, columns) for r in records], schema=columns, orient="row")
-    return out.sort(["tenant", "day", TABLES[table][1]])
+    return ordered(table, pl.DataFrame([to_row(r, columns) for r in records], schema=columns,
+                                       orient="row"))
+
+
+def ordered(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """Rows in the lake's order: tenant, day, id (a tombstone's id names its target, which
+    can be of two kinds: the kind breaks the tie)."""
+    return df.sort(["tenant", "day", TABLES[table][1],
+                    *(["target_kind"] if table == "tombstones" else [])])
 
 
 def to_records(table: str, df: pl.DataFrame) -> list[dict[str, Any]]:

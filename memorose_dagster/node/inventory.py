@@ -1,5 +1,6 @@
 """What the lake and the audits read from a node: records of a kind, dated, in pages; which
-(tenant, day) partitions a log range touched; and a census of the node's indexes.
+(tenant, day) partitions and (tenant, id)s a log range touched; the current rows of given ids,
+read by key (what an incremental lake write merges); and a census of the node's indexes.
 
 A record's day is the ingest day (UTC, from the ULID) of the earliest event it rests on: its
 own id for an event, its ``source_event_ids`` for memories, insights and relations, its
@@ -10,13 +11,14 @@ record has nothing left to date it by and is ``undated``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store, ingest_day
-from memorose_dagster.records import KIND_OF_LAYER, unpack, vector_from_bytes
+from memorose_dagster.records import KIND_OF_LAYER, RECORD_TYPES, unpack, vector_from_bytes
 
 UNDATED = "undated"
 KINDS = ("event", "l1", "l2", "entity", "relation", "vector", "tombstone", "access")
@@ -110,16 +112,41 @@ def lake_page(store: Store, kind: str, days: set[str] | None, tenant: str | None
 
 
 def touched(store: Store, after: int, until: int | None, limit: int) -> dict[str, Any]:
-    """The (tenant, day) partitions and the ids written by log entries in (after, until]."""
+    """The (tenant, day) partitions and the (tenant, id)s written by log entries in
+    (after, until]."""
     entries, scanned_to = store.scan_log(after, limit, None, until)
     dater = Dater(store)
     days, ids = set(), set()
     for _, records in entries:
         for record in records:
             days.add((record["tenant"], dater.day(record)))
-            ids.add(_id(record))
-    return {"touched": sorted(days), "ids": sorted(ids), "next_cursor": scanned_to,
-            "applied_index": store.applied_index}
+            ids.add((record["tenant"], _id(record)))
+    return {"touched": sorted(days), "ids": [list(i) for i in sorted(ids)],
+            "next_cursor": scanned_to, "applied_index": store.applied_index}
+
+
+def _keys_of(tenant: str, rid: str) -> Iterator[bytes]:
+    """Every key a lake row with id ``rid`` can live at: the record of each kind, its vector
+    and access count (keyed by their target), and a tombstone of it as any kind."""
+    yield keys.event(tenant, rid)
+    for kind in ("l1", "l2", "entity", "relation", "access"):
+        yield keys.derived(kind, tenant, rid)
+    yield keys.vector(tenant, rid)
+    for kind in RECORD_TYPES:
+        yield keys.tombstone(tenant, kind, rid)
+
+
+def rows_of(store: Store, tenant: str, ids: list[str]) -> list[dict[str, Any]]:
+    """The lake rows of every table (dated, vectors described) whose id is one of ``ids`` in
+    ``tenant``, read by key: one get per place a row can be, no scan."""
+    dater = Dater(store)
+    out = []
+    for rid in ids:
+        for key in _keys_of(tenant, rid):
+            record = store.get(key)
+            if record is not None:
+                out.append(lake_row(dater, record))
+    return out
 
 
 def _id(record: dict[str, Any]) -> str:

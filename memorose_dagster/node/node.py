@@ -272,8 +272,13 @@ class Node:
         return inventory.lake_page(self.store, kind, days, tenant, after, limit, with_values)
 
     def lake_touched(self, after: int, until: int | None, limit: int) -> dict[str, Any]:
-        """Lake: the (tenant, day) partitions and ids the log entries in (after, until] wrote."""
+        """Lake: the (tenant, day) partitions and (tenant, id)s the log entries in (after, until]
+        wrote."""
         return inventory.touched(self.store, after, until, limit)
+
+    def lake_rows(self, tenant: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Lake: the current rows of every table with one of ``ids`` in ``tenant``, by key."""
+        return inventory.rows_of(self.store, tenant, ids)
 
     def index_census(self, timeout: float = 10.0) -> dict[str, Any]:
         """Audits: per user and layer, RocksDB against Tantivy and LanceDB on this node, once
