@@ -224,6 +224,10 @@ class ApiMethods:
                              for k, v in r.items()} for r in records]}
         return self._run(Call("POST", "/api/v1/admin/commit", body, lambda r: r["log_index"]))
 
+    def whoami(self) -> dict[str, Any]:
+        """What this client's key reaches: ``{role, tenant, read_only, open, ...}``."""
+        return self._run(Call("GET", "/dashboard/api/whoami"))
+
     def lake_records(self, kind: str, days: list[str] | None = None, tenant: str | None = None,
                      after: str | None = None, limit: int = 2000,
                      values: bool = False) -> dict[str, Any]:

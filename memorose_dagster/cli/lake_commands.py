@@ -84,14 +84,14 @@ def _import(args: argparse.Namespace) -> int:
 
     from memorose_client import MemoroseClient
     from memorose_dagster.lake.archive import ArchiveError
-    from memorose_dagster.lake.transfer import import_archive
+    from memorose_dagster.lake.transfer import WrongTenant, import_archive
 
     key = os.environ.get("MEMOROSE_API_KEY") or _admin_key()
     with MemoroseClient(args.url, api_key=key) as events, \
             MemoroseClient(args.url, api_key=_admin_key()) as admin:
         try:
             sent = import_archive(_Split(events, admin), args.directory, args.tenant)
-        except ArchiveError as exc:
+        except (ArchiveError, WrongTenant) as exc:
             print(f"memorose import: refused: {exc}", file=sys.stderr)
             return 2
     print(f"memorose import: {sum(sent.values()):,} records from {args.directory}")
@@ -102,6 +102,7 @@ class _Split:
     """Events go in with the tenant's key, derived records with the admin key."""
 
     def __init__(self, events: object, admin: object):
+        self.whoami = events.whoami  # type: ignore[attr-defined]
         self.ingest_batch = events.ingest_batch  # type: ignore[attr-defined]
         self.commit = admin.commit  # type: ignore[attr-defined]
         self.list_records = admin.list_records  # type: ignore[attr-defined]

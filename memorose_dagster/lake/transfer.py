@@ -20,6 +20,8 @@ CHUNK = 500  # events per batch, records per log command
 
 
 class Target(Protocol):
+    def whoami(self) -> dict[str, Any]: ...
+
     def ingest_batch(self, events: list[dict[str, Any]]) -> list[str]: ...
 
     def commit(self, records: list[dict[str, Any]]) -> int: ...
@@ -78,6 +80,29 @@ def export(source: LakeSource, tenant: str, directory: Path, user: str | None = 
     return archive.write_manifest(directory, tenant, user, tables)
 
 
+class WrongTenant(Exception):
+    """The key events would be ingested with does not write into the import's tenant."""
+
+
+def check_tenant(target: Target, tenant: str) -> None:
+    """Events enter through the ingest of the key they are sent with, into that key's tenant:
+    refuse before anything is imported unless that tenant is ``tenant``."""
+    who = target.whoami()
+    if who["role"] == "admin":
+        raise WrongTenant(f"events are ingested with a tenant key, not the admin key: set "
+                          f"MEMOROSE_API_KEY to a key of tenant {tenant!r}")
+    if who["tenant"] != tenant:
+        fix = (f"import with --tenant {who['tenant']}, or turn API keys on and set "
+               f"MEMOROSE_API_KEY to a key of tenant {tenant!r}") if who["role"] == "open" \
+            else f"use a key of tenant {tenant!r}"
+        said = "this node has no API keys: events land in" if who["role"] == "open" \
+            else "MEMOROSE_API_KEY reaches"
+        raise WrongTenant(f"{said} tenant {who['tenant']!r}, not {tenant!r}: {fix}")
+    if who["read_only"]:
+        raise WrongTenant(f"MEMOROSE_API_KEY is read-only: use a key of tenant {tenant!r} "
+                          "that can write")
+
+
 def _event_body(event: dict[str, Any]) -> dict[str, Any]:
     return {k: event[k] for k in ("event_id", "user_id", "stream_id", "content",
                                   "content_type", "timestamp", "metadata")}
@@ -97,10 +122,14 @@ def _access_deltas(target: Target, tenant: str,
 
 def import_archive(target: Target, directory: Path, tenant: str | None = None,
                    quiet: bool = False) -> dict[str, int]:
-    """Import a verified archive into ``tenant`` (default: the archive's). Returns records
-    sent per table."""
+    """Import a verified archive into ``tenant`` (default: the archive's): events through the
+    ingest of ``target``'s key (whose tenant must be ``tenant``: ``WrongTenant`` otherwise,
+    before anything is sent), the rest with their ``tenant`` rewritten. Returns records sent
+    per table."""
     manifest, frames = archive.verify(directory)
     tenant = tenant or manifest["tenant"]
+    if frames.get("events", pl.DataFrame()).height:
+        check_tenant(target, tenant)
     sent = {}
     for table in archive.ORDER:
         df = frames.get(table, pl.DataFrame())
