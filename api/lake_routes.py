@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin
+from api.params import query_id
 from api.routes import int_param, node_of
 from memorose_dagster.errors import InvalidInput
 
@@ -45,7 +46,7 @@ async def lake_records(request: Request) -> JSONResponse:
         raise InvalidInput("limit must be within 1..10000", field="limit")
     days = set(filter(None, params.get("days", "").split(","))) or None
     records, more = await run_in_threadpool(
-        node_of(request).lake_records, kind, days, params.get("tenant"),
+        node_of(request).lake_records, kind, days, query_id(params, "tenant"),
         _after(params.get("after")), limit, params.get("values") in ("1", "true"))
     return JSONResponse({"records": [_jsonable(r) for r in records],
                          "next": more.hex() if more is not None else None})
