@@ -56,13 +56,12 @@ async def ingest_event(request: Request) -> JSONResponse:
     body = await read_body(request, EventIn)
     event = _event(request, tenant, body, "")
     _resent(node_of(request), [event], [body], [""])
+    del body  # the event holds what the commit needs
     index = await run_in_threadpool(node_of(request).ingest, [event])
     return JSONResponse({"event_id": event.event_id, "log_index": index}, status_code=201)
 
 
-async def ingest_batch(request: Request) -> JSONResponse:
-    tenant = tenant_of(request)
-    body = await read_body(request, EventBatchIn)
+def _batch(request: Request, tenant: str, body: EventBatchIn) -> list[Event]:
     limit = request.app.state.settings.max_batch
     if len(body.events) > limit:
         raise InvalidInput(f"events: {len(body.events)} events, over the batch limit of {limit}",
@@ -72,6 +71,13 @@ async def ingest_batch(request: Request) -> JSONResponse:
     if len({e.event_id for e in events}) < len(events):
         raise InvalidInput("events: the same event_id twice in one batch", field="events")
     _resent(node_of(request), events, body.events, fields)
+    return events
+
+
+async def ingest_batch(request: Request) -> JSONResponse:
+    tenant = tenant_of(request)
+    # Only the events are held while the commit is awaited, not the request's body as well.
+    events = _batch(request, tenant, await read_body(request, EventBatchIn))
     index = await run_in_threadpool(node_of(request).ingest, events)
     return JSONResponse({"event_ids": [e.event_id for e in events], "log_index": index},
                         status_code=201)
