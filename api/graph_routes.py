@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import tenant_of
 from api.body import read_body
+from api.params import path_id
 from api.routes import int_param, node_of
 from api.schemas import ContextIn
 from memorose_dagster.errors import InvalidInput, NotFound
@@ -20,7 +21,7 @@ MAX_HOPS = 3
 async def user_graph(request: Request) -> JSONResponse:
     """Entities and relations of a user; ``?entity=NAME&hops=N`` for the part around one."""
     tenant = tenant_of(request)
-    user_id = request.path_params["user_id"]
+    user_id = path_id(request, "user_id")
     hops = int_param(request.query_params, "hops", 1)
     if not 0 <= hops <= MAX_HOPS:
         raise InvalidInput(f"hops must be within 0..{MAX_HOPS}", field="hops")

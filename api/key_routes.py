@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from api.auth import hash_secret, mint_secret, require_admin
 from api.body import read_body
+from api.params import path_id
 from api.routes import node_of
 from api.schemas import Strict
 from memorose_dagster.errors import Forbidden, NotFound
@@ -78,7 +79,7 @@ async def revoke_key(request: Request) -> JSONResponse:
     """Revoke a key: every replica refuses it once it has applied the revoke (this one at once).
     Revoking a revoked key changes nothing."""
     require_admin(request)
-    node, key_id = node_of(request), request.path_params["key_id"]
+    node, key_id = node_of(request), path_id(request, "key_id")
     stored = node.api_key(key_id)
     if stored is None:
         raise NotFound(f"no API key {key_id!r}", field="key_id")

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from api.auth import require_admin
 from api.body import read_body
+from api.params import query_id
 from api.routes import int_param, node_of
 from api.schemas import LakeRowsIn
 from memorose_dagster.errors import InvalidInput
@@ -48,7 +49,7 @@ async def lake_records(request: Request) -> JSONResponse:
         raise InvalidInput("limit must be within 1..10000", field="limit")
     days = set(filter(None, params.get("days", "").split(","))) or None
     records, more = await run_in_threadpool(
-        node_of(request).lake_records, kind, days, params.get("tenant"),
+        node_of(request).lake_records, kind, days, query_id(params, "tenant"),
         _after(params.get("after")), limit, params.get("values") in ("1", "true"))
     return JSONResponse({"records": [_jsonable(r) for r in records],
                          "next": more.hex() if more is not None else None})

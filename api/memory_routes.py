@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from api.auth import tenant_of
 from api.body import read_body
+from api.params import path_id, query_id
 from api.routes import int_param, node_of
 from api.schemas import Id, Layer, Strict
 from memorose_dagster.errors import InvalidInput
@@ -37,14 +38,14 @@ class ForgetConfirmIn(Strict):
 async def get_memory(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     view = await run_in_threadpool(node_of(request).memories.get, tenant,
-                                   request.path_params["memory_id"])
+                                   path_id(request, "memory_id"))
     return JSONResponse(view)
 
 
 async def list_memories(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
-    user_id, params = request.path_params["user_id"], request.query_params
-    layer, cursor = params.get("layer", "L1"), params.get("cursor", "")
+    user_id, params = path_id(request, "user_id"), request.query_params
+    layer, cursor = params.get("layer", "L1"), query_id(params, "cursor", "")
     limit = int_param(params, "limit", 50)
     if layer not in MEMORY_LAYERS:
         raise InvalidInput("layer must be L1 or L2", field="layer")
@@ -65,7 +66,7 @@ async def delete_memory(request: Request) -> JSONResponse:
     """Forget an L1 memory or L2 insight and everything derived from it."""
     tenant = tenant_of(request)
     removed = await run_in_threadpool(_forget_memory, node_of(request), tenant,
-                                      request.path_params["memory_id"])
+                                      path_id(request, "memory_id"))
     return JSONResponse(removed)
 
 
@@ -73,7 +74,7 @@ async def delete_event(request: Request) -> JSONResponse:
     """Forget a raw event, the memories derived only from it, and their dependents."""
     tenant = tenant_of(request)
     removed = await run_in_threadpool(node_of(request).forgetter.forget, tenant, "L0",
-                                      request.path_params["event_id"])
+                                      path_id(request, "event_id"))
     return JSONResponse(removed)
 
 

@@ -66,7 +66,8 @@ def build() -> dict[str, Any]:
             "Ingest a batch (all or nothing)", 201, "{event_ids, log_index} in the order sent",
             EventBatchIn, **BAD, **RESENT)},
         "/api/v1/events/{event_id}": {"get": {**_op("One event as stored", 200, "the event",
-                                                    _400="consistent not a boolean",
+                                                    _400="bad event_id, or consistent not "
+                                                    "a boolean",
                                                     _404="unknown event id"),
             "parameters": _path_param("event_id") + [{
                 "name": "consistent", "in": "query",
@@ -87,7 +88,8 @@ def build() -> dict[str, Any]:
             + [{"name": "kinds", "in": "query", "schema": {"type": "string"}}]}},
         "/api/v1/admin/records": {"get": {**_op(
             "Every record of one kind for one user (admin)", 200, "{records}",
-            _400="unknown kind or missing user_id", _403="admin key required"),
+            _400="unknown kind, missing user_id, or a bad user_id, tenant or stream_id",
+            _403="admin key required"),
             "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
                            for n in ("kind", "user_id", "tenant", "stream_id")]}},
         "/api/v1/admin/users": {"get": _op("Every (tenant, user_id) with events (admin)", 200,
@@ -97,7 +99,8 @@ def build() -> dict[str, Any]:
                                              _403="admin key required", **BAD)},
     }
     paths["/api/v1/events/{event_id}"]["delete"] = {**_op(
-        "Forget an event and what rests only on it", 200, FORGOTTEN, _404="unknown event id"),
+        "Forget an event and what rests only on it", 200, FORGOTTEN, _400=BAD_ID,
+        _404="unknown event id"),
         "parameters": _path_param("event_id")}
     paths.update(_memory_paths())
     paths.update(_graph_and_pipeline_paths())
@@ -115,8 +118,12 @@ def build() -> dict[str, Any]:
 FORGOTTEN = "{forgotten, cascaded, updated: [{id, kind}], log_index}"
 
 
+BAD_ID = "an id blank, over 256 characters, or with a control character or line separator"
+
+
 def _path_param(name: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+    return [{"name": name, "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 256}}]
 
 
 def _memory_paths() -> dict[str, Any]:
@@ -127,12 +134,13 @@ def _memory_paths() -> dict[str, Any]:
         "/api/v1/memories/{memory_id}": {
             "parameters": _path_param("memory_id"),
             "get": _op("One L1 memory or L2 insight, with provenance", 200, "the memory",
-                       _404="unknown memory id"),
+                       _400=BAD_ID, _404="unknown memory id"),
             "delete": _op("Forget a memory and what was derived from it", 200, FORGOTTEN,
-                          _404="unknown memory id")},
+                          _400=BAD_ID, _404="unknown memory id")},
         "/api/v1/users/{user_id}/memories": {"get": {**_op(
             "A user's memories of one layer, in id order, paged", 200,
-            "{memories, next_cursor}", _400="bad layer or limit", _404="unknown user_id"),
+            "{memories, next_cursor}", _400="bad user_id, layer, limit or cursor",
+            _404="unknown user_id"),
             "parameters": _path_param("user_id") + page}},
         "/api/v1/forget": {"post": _op(
             "Preview a forget by query (changes nothing)", 200,
@@ -151,14 +159,15 @@ def _graph_and_pipeline_paths() -> dict[str, Any]:
     return {
         "/api/v1/users/{user_id}/graph": {"get": {**_op(
             "A user's knowledge graph, or the part within N hops of one entity", 200,
-            "{entities, relations}", _400="bad hops", _404="unknown user_id or entity"),
+            "{entities, relations}", _400="bad user_id or hops", _404="unknown user_id or entity"),
             "parameters": _path_param("user_id") + query("entity", "hops")}},
         "/api/v1/context": {"post": _op(
             "The best memories for a query, packed into a token budget as prompt-ready text",
             200, "{context, tokens, memories}", ContextIn, _404="unknown user_id", **BAD)},
         "/api/v1/admin/events": {"get": {**_op(
             "Events whose id was made in [from_ms, to_ms), paged (admin)", 200,
-            "{events, next}", _400="bad range", _403="admin key required"),
+            "{events, next}", _400="bad range, after_tenant or after_id",
+            _403="admin key required"),
             "parameters": query("from_ms", "to_ms", "limit", "after_tenant", "after_id")}},
         "/api/v1/admin/derivations": {"get": {**_op(
             "Per derivation, how many memories each ingest day holds (admin)", 200,
@@ -206,7 +215,8 @@ def _key_paths() -> dict[str, Any]:
                        f"{{keys: [{key}]}}", _403="admin key required")},
         "/api/v1/admin/keys/{key_id}": {"delete": {**_op(
             "Revoke a key: refused on each replica once it applied this (admin)", 200,
-            key[:-1] + ", log_index}", _403="admin key required", _404="unknown key id"),
+            key[:-1] + ", log_index}", _400=BAD_ID, _403="admin key required",
+            _404="unknown key id"),
             "parameters": _path_param("key_id")}},
     }
 
@@ -219,7 +229,7 @@ def _lake_paths() -> dict[str, Any]:
     return {
         "/api/v1/admin/lake/records": {"get": {**_op(
             "Records of one kind, each with its day, in key order and pages (admin)", 200,
-            "{records, next}", _400="bad kind, limit or cursor", **admin),
+            "{records, next}", _400="bad kind, tenant, limit or cursor", **admin),
             "parameters": query("kind", "days", "tenant", "after", "limit", "values")}},
         "/api/v1/admin/lake/touched": {"get": {**_op(
             "The (tenant, day) partitions and [tenant, id]s written by log entries in "

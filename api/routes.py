@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
 from api.body import read_body
+from api.params import path_id, query_id, query_ids
 from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
 from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_id
@@ -57,13 +58,12 @@ async def ingest_event(request: Request) -> JSONResponse:
     body = await read_body(request, EventIn)
     event = _event(request, tenant, body, "")
     _resent(node_of(request), [event], [body], [""])
+    del body  # the event holds what the commit needs
     index = await run_in_threadpool(node_of(request).ingest, [event])
     return JSONResponse({"event_id": event.event_id, "log_index": index}, status_code=201)
 
 
-async def ingest_batch(request: Request) -> JSONResponse:
-    tenant = tenant_of(request)
-    body = await read_body(request, EventBatchIn)
+def _batch(request: Request, tenant: str, body: EventBatchIn) -> list[Event]:
     limit = request.app.state.settings.max_batch
     if len(body.events) > limit:
         raise InvalidInput(f"events: {len(body.events)} events, over the batch limit of {limit}",
@@ -73,6 +73,13 @@ async def ingest_batch(request: Request) -> JSONResponse:
     if len({e.event_id for e in events}) < len(events):
         raise InvalidInput("events: the same event_id twice in one batch", field="events")
     _resent(node_of(request), events, body.events, fields)
+    return events
+
+
+async def ingest_batch(request: Request) -> JSONResponse:
+    tenant = tenant_of(request)
+    # Only the events are held while the commit is awaited, not the request's body as well.
+    events = _batch(request, tenant, await read_body(request, EventBatchIn))
     index = await run_in_threadpool(node_of(request).ingest, events)
     return JSONResponse({"event_ids": [e.event_id for e in events], "log_index": index},
                         status_code=201)
@@ -88,7 +95,7 @@ async def _consistent(request: Request, wanted: bool) -> None:
 async def get_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     await _consistent(request, bool_param(request.query_params, "consistent"))
-    event = node_of(request).get_event(tenant, request.path_params["event_id"])
+    event = node_of(request).get_event(tenant, path_id(request, "event_id"))
     event.pop("tenant", None)
     event.pop("kind", None)
     return JSONResponse(event)
@@ -145,14 +152,14 @@ async def list_records(request: Request) -> JSONResponse:
     of the streams named by ``stream_id``, repeatable, if any)."""
     require_admin(request)
     params = request.query_params
-    kind, user_id = params.get("kind", ""), params.get("user_id", "")
+    kind, user_id = params.get("kind", ""), query_id(params, "user_id")
     if kind not in ("event", "l1", "l2", "entity", "relation", "access"):
         raise InvalidInput("kind must be one of event, l1, l2, entity, relation, access",
                            field="kind")
-    if not user_id:
+    if user_id is None:
         raise InvalidInput("user_id is required", field="user_id")
-    tenant = params.get("tenant", DEFAULT_TENANT)
-    streams = set(params.getlist("stream_id")) or None
+    tenant = query_id(params, "tenant", DEFAULT_TENANT)
+    streams = query_ids(params, "stream_id")
     if streams is not None and kind != "event":
         raise InvalidInput("stream_id filters events only", field="stream_id")
     records = await run_in_threadpool(node_of(request).user_records, kind, tenant,
@@ -176,7 +183,7 @@ async def events_between(request: Request) -> JSONResponse:
     limit = int_param(params, "limit", 2000)
     if not 0 <= start < end or not 1 <= limit <= 5000:
         raise InvalidInput("need 0 <= from_ms < to_ms and limit within 1..5000", field="from_ms")
-    after_tenant, after_id = params.get("after_tenant"), params.get("after_id")
+    after_tenant, after_id = query_id(params, "after_tenant"), query_id(params, "after_id")
     if (after_tenant is None) != (after_id is None):
         raise InvalidInput("after_tenant and after_id go together", field="after_id")
     after = (after_tenant, after_id) if after_tenant is not None else None

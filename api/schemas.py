@@ -7,7 +7,7 @@ is refused before these models see a body, in ``api.body``.
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -27,9 +27,14 @@ def _plain_id(value: str) -> str:
 
 
 def _in_range(value: datetime) -> datetime:
-    """Event times become Unix seconds and, downstream, UTC dates: years 1970..9999 only."""
+    """Event times become Unix seconds and, downstream, UTC dates: years 1970..9999 only.
+
+    A time without a zone is UTC: read in the node's local time, the same event would be a
+    different instant on nodes in different zones."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     try:
-        seconds = value.timestamp()  # local time for a naive value, which can overflow
+        seconds = value.timestamp()  # an offset can still carry it past year 9999
     except (OverflowError, ValueError, OSError) as exc:
         raise ValueError("must be within 1970-01-01 and 9999-12-31 (UTC)") from exc
     if not EARLIEST <= seconds <= LATEST:
@@ -58,7 +63,8 @@ class EventIn(Strict):
     content: Annotated[StrictStr, Field(min_length=1)]
     content_type: Annotated[StrictStr, Field(min_length=1, max_length=128)] = "text"
     timestamp: EventTime | None = Field(default=None, description=(
-        "ISO 8601 or Unix seconds, within 1970..9999 UTC; the node's receive time if absent"))
+        "ISO 8601 (UTC without a zone) or Unix seconds, within 1970..9999 UTC; the node's "
+        "receive time if absent"))
     metadata: dict[str, Any] = Field(default_factory=dict,
                                      description="Any JSON object, returned as sent")
 
