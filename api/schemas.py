@@ -91,3 +91,13 @@ class ContextIn(QueryIn):
 
 class CommitIn(Strict):
     records: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+class CandidatesIn(Strict):
+    """A consolidator run's new memories (contents, ids) and events, for one user."""
+
+    user_id: Annotated[StrictStr, Field(min_length=1)]
+    tenant: StrictStr = "default"
+    contents: list[StrictStr] = []
+    ids: list[StrictStr] = []
+    event_ids: list[StrictStr] = []

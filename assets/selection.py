@@ -62,6 +62,28 @@ def embed(records: list[dict[str, Any]], embedder: Embedder) -> list[Vector]:
             for r, v in zip(records, values, strict=True)]
 
 
+def needs_vector(record: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """Whether ``record`` must be embedded: a record stored with the same text by the same logic
+    already has its vector, since a record and its vector are committed in one command."""
+    return stored is None or stored.get("content") != record["content"] \
+        or stored.get("derivation") != record.get("derivation")
+
+
+def unchanged(record: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """``record`` is stored exactly so (but for the log index it was written at)."""
+    if stored is None:
+        return False
+    return {k: v for k, v in stored.items() if k != "log_index"} \
+        == {k: v for k, v in record.items() if k != "log_index"}
+
+
+def with_vectors(records: list[dict[str, Any]],
+                 vectors: list[Vector]) -> list[list[dict[str, Any]]]:
+    """Commit groups: each record with its vector (if it has a new one)."""
+    by_id = {v.record_id: v.to_dict() for v in vectors}
+    return [[r, by_id[record_id(r)]] if record_id(r) in by_id else [r] for r in records]
+
+
 def vectors_are_unit(vectors: list[Vector], dim: int) -> bool:
     for vector in vectors:
         values = np.frombuffer(vector.values, dtype="<f4")

@@ -122,6 +122,8 @@ class Realistic:
         ranges = self.ranges()
         events = sum(n for _, _, n in ranges)
         per_asset = dict.fromkeys(ASSET_NAMES, 0.0)
+        made = dict.fromkeys(ASSET_NAMES, 0)
+        embedded = dict.fromkeys(ASSET_NAMES, 0)
         started = time.perf_counter()
         for number, (after, until, n) in enumerate(ranges, 1):
             t0 = time.perf_counter()
@@ -143,6 +145,9 @@ class Realistic:
             for name in ASSET_NAMES:
                 (mat,) = result.asset_materializations_for_node(name)
                 per_asset[name] += float(mat.metadata["seconds"].value)
+                made[name] += int(mat.metadata["records_out"].value)
+                done = mat.metadata.get("embedded", mat.metadata["records_out"]).value
+                embedded[name] += int(done) if name != "memory_graph" else 0
             progress(f"  run {number}/{len(ranges)}: log ({after}, {until}], {n} events, "
                      f"{time.perf_counter() - t0:.1f}s")
             self.derived_to = until
@@ -155,7 +160,8 @@ class Realistic:
                     f"index wait {waited:.1f}s")]
         for name, seconds in per_asset.items():
             rows.append(Row(f"  {name}", events, seconds, f"{seconds / settled:.0%} of settled",
-                            "asset body (read, compute, embed, commit)"))
+                            f"asset body: {made[name]:,} records out, "
+                            f"{embedded[name]:,} texts embedded"))
         other = settled - sum(per_asset.values())
         rows.append(Row("  dagster + wait", events, other, f"{other / settled:.0%} of settled",
                         "run start, steps, checks, index wait"))

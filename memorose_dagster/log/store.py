@@ -286,6 +286,10 @@ class Store:
         raw = self._db.get(key)
         return None if raw is None else unpack(raw)
 
+    def get_raw_many(self, wanted: list[bytes]) -> list[bytes | None]:
+        """The stored bytes of each key (None where absent), in one multi-get."""
+        return self._db.get(wanted) if wanted else []
+
     def iter_prefix(self, prefix: bytes,
                     start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Keys under ``prefix`` in order, from ``start`` (a key under it: a page's cursor, one

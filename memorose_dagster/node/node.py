@@ -41,6 +41,7 @@ from memorose_dagster.node import (
     startup_checks,
 )
 from memorose_dagster.node.access import AccessLog
+from memorose_dagster.node.candidates import Candidates
 from memorose_dagster.node.forgetter import Forgetter
 from memorose_dagster.node.health import StorageHealth
 from memorose_dagster.node.indexer import Indexer
@@ -103,6 +104,7 @@ class Node:
         self.access.start()
         self.retriever = Retriever(self.store, self.indexer, self.embedder)
         self.memories = Memories(self.store, self.retriever)
+        self.candidates = Candidates(self.store)
         self._forgetter: Forgetter | None = None
 
     def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True,
@@ -230,6 +232,12 @@ class Node:
     def user_records(self, kind: str, tenant: str, user_id: str,
                      streams: set[str] | None = None) -> list[dict[str, Any]]:
         return self.store.derived_for_user(kind, tenant, user_id, streams)
+
+    def l1_candidates(self, tenant: str, user_id: str, contents: list[str], ids: list[str],
+                      event_ids: list[str]) -> list[dict[str, Any]]:
+        """Pipeline: the user's L1 memories a consolidator run over new events can merge into,
+        supersede or retire (``node/candidates.py``), instead of all of them."""
+        return self.candidates.l1(tenant, user_id, contents, ids, event_ids)
 
     def graph(self, tenant: str, user_id: str) -> tuple[list[dict], list[dict]]:
         """A user's entities and relations."""
