@@ -6,11 +6,13 @@ import time
 import dagster as dg
 
 from assets.selection import (
+    deferred,
     embed,
     needs_vector,
     range_metadata,
     select_events,
     unchanged,
+    users_coming,
     users_of,
     with_vectors,
 )
@@ -40,13 +42,17 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     insight in place; one whose topic no longer recurs is retired with a tombstone."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
-    insights, retired, memories_in, stored = [], [], 0, {}
+    insights, retired, memories_in, stored, later = [], [], 0, {}, 0
+    coming = users_coming(config, cluster)
     for tenant, user in users_of(events):
+        before = cluster.records("l2", tenant, user)
+        if deferred((tenant, user), coming, before, config.until):
+            later += 1
+            continue
         memories = cluster.records("l1", tenant, user)
         memories_in += len(memories)
         fresh = [summarised(i.to_dict(), memories, model) for i in derive_insights(memories)]
         ids = {i["id"] for i in fresh}
-        before = cluster.records("l2", tenant, user)
         stored.update((old["id"], old) for old in before)
         retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
                               reason="topic no longer recurs").to_dict()
@@ -61,7 +67,7 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     return dg.MaterializeResult(
         metadata={**range_metadata(config, memories_in, len(insights),
                                    time.perf_counter() - started), "retired": len(retired),
-                  "changed": len(changed), "embedded": len(vectors),
+                  "changed": len(changed), "embedded": len(vectors), "users_deferred": later,
                   **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L2_HAS_MEMBERS, passed=not thin,
                                            metadata={"thin_insights": len(thin)})])

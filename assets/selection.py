@@ -28,6 +28,28 @@ def select_events(context: dg.AssetExecutionContext, config: LogRange,
     return [e for e in events if start <= id_time_ms(e["event_id"]) < end]
 
 
+LOOKAHEAD_ENTRIES = 8  # log entries read past a run's range to see whose events keep coming
+MAX_DEFER_ENTRIES = 2000  # a user's whole-history products are never older than this
+
+
+def users_coming(config: LogRange, cluster: ClusterResource) -> set[tuple[str, str]]:
+    """Users with events committed after this run's range (none for a backfill)."""
+    return cluster.users_after(config.until, LOOKAHEAD_ENTRIES) if config.until > 0 else set()
+
+
+def deferred(user: tuple[str, str], coming: set[tuple[str, str]],
+             stored: list[dict[str, Any]], until: int) -> bool:
+    """Whether to leave a user's whole-history products (graph, insights) to the next run:
+    the user has more events committed after this range, so the next run derives them again
+    anyway; a bulk load then derives them once it has passed, not once per range, and what is
+    derived in the end is the same. Bounded: never when they were last written more than
+    ``MAX_DEFER_ENTRIES`` log entries ago, or never, so a user who never stops talking still
+    gets them."""
+    if user not in coming or not stored:
+        return False
+    return until - max(r.get("log_index", 0) for r in stored) < MAX_DEFER_ENTRIES
+
+
 def users_of(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted({(r["tenant"], r["user_id"]) for r in records})
 

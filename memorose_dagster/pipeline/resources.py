@@ -77,6 +77,12 @@ class ClusterResource(dg.ConfigurableResource):
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
 
+    def users_after(self, after: int, entries: int) -> set[tuple[str, str]]:
+        """The (tenant, user_id) of the events in the next ``entries`` log entries with events
+        after ``after``: who has more already committed."""
+        body = self.client.read_log(after, limit=entries, kinds=["event"])
+        return {(r["tenant"], r["user_id"]) for e in body["entries"] for r in e["records"]}
+
     def records(self, kind: str, tenant: str, user_id: str,
                 streams: set[str] | None = None) -> list[dict[str, Any]]:
         return self.client.list_records(kind, user_id, tenant, streams)
