@@ -337,14 +337,15 @@ class Store:
         """Every record of ``kind`` for one user, through the per-user listings: events in the
         order they were made (of ``streams`` only, if given), derived records by id."""
         if kind == "event":
-            found = (self.get(keys.event(tenant, eid)) for eid in self.user_event_ids(tenant,
-                                                                                    user_id))
-            return [e for e in found if e is not None
-                    and (streams is None or e["stream_id"] in streams)]
-        prefix = keys.user_derived_prefix(kind, tenant, user_id)
-        found = (self.get(keys.derived(kind, tenant, key[len(prefix):].decode()))
-                 for key, _ in self.iter_prefix(prefix))
-        return [r for r in found if r is not None]
+            wanted = [keys.event(tenant, eid) for eid in self.user_event_ids(tenant, user_id)]
+        else:
+            prefix = keys.user_derived_prefix(kind, tenant, user_id)
+            wanted = [keys.derived(kind, tenant, key[len(prefix):].decode())
+                      for key, _ in self.iter_prefix(prefix)]
+        found = [unpack(raw) for raw in self.get_raw_many(wanted) if raw is not None]
+        if kind == "event" and streams is not None:
+            return [e for e in found if e["stream_id"] in streams]
+        return found
 
     def events_between(self, start_ms: int, end_ms: int, limit: int,
                        after: tuple[str, str] | None = None,

@@ -239,10 +239,14 @@ class Node:
         supersede or retire (``node/candidates.py``), instead of all of them."""
         return self.candidates.l1(tenant, user_id, contents, ids, event_ids)
 
-    def graph(self, tenant: str, user_id: str) -> tuple[list[dict], list[dict]]:
-        """A user's entities and relations."""
-        return (self.store.derived_for_user("entity", tenant, user_id),
-                self.store.derived_for_user("relation", tenant, user_id))
+    def graph(self, tenant: str, user_id: str,
+              mentions: bool = True) -> tuple[list[dict], list[dict]]:
+        """A user's entities and relations; without ``mentions``, no ``mentioned_in`` edges
+        (each entity names its memories in ``memory_ids`` all the same)."""
+        relations = self.store.derived_for_user("relation", tenant, user_id)
+        if not mentions:
+            relations = [r for r in relations if r.get("relation") != "mentioned_in"]
+        return self.store.derived_for_user("entity", tenant, user_id), relations
 
     @property
     def forgetter(self) -> Forgetter:
