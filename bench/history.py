@@ -190,14 +190,18 @@ class History:
             return statement(attribute, p.facts[attribute], rng)
         return rng.choice(EVERYDAY).format(**slots)
 
-    def questions(self, n: int, seed: int = 11) -> list[tuple[str, str]]:
-        """(user_id, question): real-length questions about facts, hobbies and people."""
+    def questions(self, n: int, seed: int = 11,
+                  asked: set[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+        """(user_id, question): ``n`` distinct real-length questions about facts, hobbies and
+        people, none of them in ``asked`` (which they are added to)."""
         rng = random.Random(seed)
-        out = []
-        for _ in range(n):
+        asked = set() if asked is None else asked
+        out: list[tuple[str, str]] = []
+        while len(out) < n:
             p = rng.choice(self.personas)
             friend, hobby = rng.choice(p.friends), rng.choice(p.hobbies)
-            out.append((p.user_id, rng.choice((
+            question = rng.choice(("", "Quick question: ", "Remind me, ", "Do you know ")) + \
+                rng.choice((
                 f"Where does {p.name} live now, and when did she move there?",
                 f"What does {p.name} do for work these days and where?",
                 f"What car is {p.name} driving at the moment?",
@@ -206,5 +210,8 @@ class History:
                 f"How does {p.name} usually get to work now?",
                 f"Did {p.name} do anything with {friend} recently?",
                 f"Is {p.name} still {p.facts['diet']} or did her diet change?",
-            ))))
+            )) + rng.choice(("", " Thanks.", " Keep it short."))
+            if (p.user_id, question) not in asked:
+                asked.add((p.user_id, question))
+                out.append((p.user_id, question))
         return out

@@ -80,6 +80,7 @@ class Realistic:
         self.batches: list[tuple[int, int]] = []  # (log index, events) of every ingest batch
         self.derived_to = 0  # log index through which the pipeline has run
         self.profile = cProfile.Profile() if args.profile else None
+        self.asked: set[tuple[str, str]] = set()
 
     def close(self) -> None:
         self.client.close()
@@ -204,7 +205,10 @@ class Realistic:
                    f"({len(sample):,} sampled), {embedder.name}")
 
     def retrieve(self, label: str, layers: list[str] | None) -> list[Row]:
-        questions = self.history.questions(self.args.queries + WARMUP)
+        # Distinct questions, never asked before in this run: the node caches query vectors,
+        # and a repeated question would measure the cache.
+        questions = self.history.questions(self.args.queries + WARMUP, seed=len(self.asked),
+                                           asked=self.asked)
         client_ms, server_ms, hits = [], [], 0
         for i, (user, question) in enumerate(questions):
             body = {"user_id": user, "query": question, "top_k": TOP_K}
@@ -223,7 +227,7 @@ class Realistic:
         return [Row(f"retrieve @{self.stored:,} {label}", n, sum(client_ms) / 1000,
                     f"p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms",
                     f"client; server p50 {s50:.1f} / p99 {s99:.1f}; "
-                    f"avg {hits / max(n, 1):.1f} results")]
+                    f"avg {hits / max(n, 1):.1f} results; every question new")]
 
     def stage(self, size: int, first: bool) -> list[Row]:
         progress(f"ingest to {size:,}")
