@@ -9,6 +9,7 @@ indexes behind them stay inside this package.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import threading
 import time
@@ -54,6 +55,7 @@ from memorose_dagster.settings import Settings, secure_home
 log = logging.getLogger("memorose.node")
 
 IN_FLIGHT_CHECK = 0.05  # seconds between looks at this node's storage while a write waits
+EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
 __all__ = ["Node", "StoreClosed"]  # StoreClosed: a read met a store being replaced
 
@@ -155,7 +157,10 @@ class Node:
         return outcome["result"]
 
     def ingest(self, events: list[Event]) -> int:
-        return self.submit([event.to_dict() for event in events], label="events")
+        # Field by field, not dataclasses.asdict (a deep copy): a fifth of the cost of a batch
+        # before the state machine. Same dict, same bytes.
+        return self.submit([{**{name: getattr(event, name) for name in EVENT_FIELDS},
+                             "kind": Event.kind} for event in events], label="events")
 
     def commit_derived(self, raw: list[dict[str, Any]]) -> int:
         """Pipeline: commit derived records (as JSON: vector values base64) as one command.
