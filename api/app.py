@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/admin/log", routes.read_log),
             Route("/api/v1/admin/commit", routes.commit, methods=["POST"]),
             Route("/api/v1/admin/records", routes.list_records),
+            Route("/api/v1/admin/candidates", routes.l1_candidates, methods=["POST"]),
             Route("/api/v1/admin/users", routes.list_users),
             Route("/api/v1/admin/derivations", routes.derivations),
             Route("/api/v1/admin/events", routes.events_between),

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from api.auth import tenant_of
 from api.body import read_body
 from api.params import path_id
-from api.routes import int_param, node_of
+from api.routes import bool_param, int_param, node_of
 from api.schemas import ContextIn
 from memorose_dagster.errors import InvalidInput, NotFound
 from memorose_dagster.memory.context import pack_context, tokens
@@ -19,7 +19,9 @@ MAX_HOPS = 3
 
 
 async def user_graph(request: Request) -> JSONResponse:
-    """Entities and relations of a user; ``?entity=NAME&hops=N`` for the part around one."""
+    """Entities and relations of a user; ``?entity=NAME&hops=N`` for the part around one;
+    ``?mentions=false`` leaves out the ``mentioned_in`` edges (most of a large graph's bytes:
+    every entity lists its memories in ``memory_ids`` anyway)."""
     tenant = tenant_of(request)
     user_id = path_id(request, "user_id")
     hops = int_param(request.query_params, "hops", 1)
@@ -27,15 +29,17 @@ async def user_graph(request: Request) -> JSONResponse:
         raise InvalidInput(f"hops must be within 0..{MAX_HOPS}", field="hops")
     node = node_of(request)
     node.require_user(tenant, user_id)
-    entities, relations = await run_in_threadpool(node.graph, tenant, user_id)
+    mentions = bool_param(request.query_params, "mentions") \
+        if "mentions" in request.query_params else True
+    entities, relations = await run_in_threadpool(node.graph, tenant, user_id, mentions)
     entity = request.query_params.get("entity")
     entities, relations = neighbourhood(entities, relations, entity, hops)
     if entity is not None and not entities:
         raise NotFound(f"no entity named {entity!r} for this user", field="entity")
-    strip = ("tenant", "kind", "log_index")
-    return JSONResponse({
-        "entities": [{k: v for k, v in e.items() if k not in strip} for e in entities],
-        "relations": [{k: v for k, v in r.items() if k not in strip} for r in relations]})
+    for record in (*entities, *relations):  # read for this answer only: trimmed in place
+        for name in ("tenant", "kind", "log_index"):
+            record.pop(name, None)
+    return JSONResponse({"entities": entities, "relations": relations})
 
 
 async def context(request: Request) -> JSONResponse:

@@ -45,7 +45,8 @@ async def get_memory(request: Request) -> JSONResponse:
 async def list_memories(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     user_id, params = path_id(request, "user_id"), request.query_params
-    layer, cursor = params.get("layer", "L1"), query_id(params, "cursor", "")
+    layer = params.get("layer", "L1")
+    cursor = query_id(params, "cursor", "") if params.get("cursor") else ""  # "": the start
     limit = int_param(params, "limit", 50)
     if layer not in MEMORY_LAYERS:
         raise InvalidInput("layer must be L1 or L2", field="layer")

@@ -9,7 +9,15 @@ from pydantic import BaseModel
 from api.cluster_routes import WAIT_LIMIT, MemberIn
 from api.key_routes import KeyIn
 from api.memory_routes import ForgetConfirmIn, ForgetQueryIn
-from api.schemas import CommitIn, ContextIn, EventBatchIn, EventIn, LakeRowsIn, RetrieveIn
+from api.schemas import (
+    CandidatesIn,
+    CommitIn,
+    ContextIn,
+    EventBatchIn,
+    EventIn,
+    LakeRowsIn,
+    RetrieveIn,
+)
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -47,8 +55,8 @@ RESENT = {"_409": "event_id already stored with another user, stream, content or
 
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
-    for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, ForgetQueryIn,
-                  ForgetConfirmIn, MemberIn, KeyIn, LakeRowsIn):
+    for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, CandidatesIn,
+                  ForgetQueryIn, ForgetConfirmIn, MemberIn, KeyIn, LakeRowsIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -92,6 +100,9 @@ def build() -> dict[str, Any]:
             _403="admin key required"),
             "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
                            for n in ("kind", "user_id", "tenant", "stream_id")]}},
+        "/api/v1/admin/candidates": {"post": _op(
+            "A user's L1 memories a consolidator run over new events can touch (admin)", 200,
+            "{records}", CandidatesIn, _403="admin key required", **BAD)},
         "/api/v1/admin/users": {"get": _op("Every (tenant, user_id) with events (admin)", 200,
                                            "{users}", _403="admin key required")},
         "/api/v1/admin/commit": {"post": _op("Commit derived records as one command (admin)",

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from api.auth import require_admin, tenant_of
 from api.body import read_body
 from api.params import path_id, query_id, query_ids
-from api.schemas import CommitIn, EventBatchIn, EventIn, RetrieveIn
+from api.schemas import CandidatesIn, CommitIn, EventBatchIn, EventIn, RetrieveIn
 from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_id
 from memorose_dagster.node.node import Node
@@ -164,6 +164,15 @@ async def list_records(request: Request) -> JSONResponse:
         raise InvalidInput("stream_id filters events only", field="stream_id")
     records = await run_in_threadpool(node_of(request).user_records, kind, tenant,
                                       user_id, streams)
+    return JSONResponse({"records": records})
+
+
+async def l1_candidates(request: Request) -> JSONResponse:
+    """Pipeline: the user's L1 memories a consolidator run over new events can touch."""
+    require_admin(request)
+    body = await read_body(request, CandidatesIn)
+    records = await run_in_threadpool(node_of(request).l1_candidates, body.tenant, body.user_id,
+                                      body.contents, body.ids, body.event_ids)
     return JSONResponse({"records": records})
 
 

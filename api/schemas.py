@@ -104,3 +104,13 @@ class LakeRowsIn(Strict):
 
     tenant: Id
     ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
+
+
+class CandidatesIn(Strict):
+    """A consolidator run's new memories (contents, ids) and events, for one user."""
+
+    user_id: Id
+    tenant: Id = "default"
+    contents: list[StrictStr] = []
+    ids: list[Id] = []
+    event_ids: list[Id] = []

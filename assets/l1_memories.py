@@ -9,12 +9,14 @@ import dagster as dg
 from assets.selection import (
     by_stream,
     embed,
+    needs_vector,
     range_metadata,
     select_events,
     users_of,
     with_previous,
+    with_vectors,
 )
-from memorose_dagster.memory.consolidate import consolidate
+from memorose_dagster.memory.consolidate import consolidate, is_noise, memories_for
 from memorose_dagster.memory.facts import consolidate_facts
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
@@ -34,6 +36,36 @@ def derive(model: ModelResource, events: list[dict[str, Any]],
                              extractor.model)
 
 
+def probes(targets: list[dict[str, Any]], streams: dict[str, list[dict[str, Any]]]) -> list:
+    """Every memory the consolidator may make of ``targets``, before merges: each turn's
+    statements with and without the next turn as its reply (whether that turn counts as a
+    reply is the consolidator's call; either way, one of the two is what it makes)."""
+    position = {e["event_id"]: (sid, i) for sid, evs in streams.items()
+                for i, e in enumerate(evs)}
+    out = []
+    for event in targets:
+        if event.get("content_type", "text") != "text" or is_noise(event["content"]):
+            continue
+        out += memories_for(event, "")
+        sid, i = position.get(event["event_id"], (None, 0))
+        if sid is not None and i + 1 < len(streams[sid]):
+            out += memories_for(event, "", streams[sid][i + 1])
+    return out
+
+
+def existing_for(cluster: ClusterResource, model: ModelResource, tenant: str, user: str,
+                 targets: list[dict[str, Any]], streams: dict[str, list[dict[str, Any]]],
+                 mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The user's memories the run needs: on the local path only those its new memories may
+    merge into, supersede or retire (read by the node's candidate selection, so a run costs
+    what is new, not the user's history); Gemini decides updates over all of them."""
+    if model.extractor() is not None:
+        return cluster.records("l1", tenant, user)
+    made = probes(targets, streams)
+    return cluster.l1_candidates(tenant, user, [m.content for m in made], [m.id for m in made],
+                                 [e["event_id"] for e in mine])
+
+
 @dg.asset(key=keys.L1_MEMORIES, deps=[keys.L0_EVENTS], partitions_def=PARTITIONS,
           group_name="memory",
           check_specs=[dg.AssetCheckSpec(keys.L1_HAS_PROVENANCE, asset=keys.L1_MEMORIES)])
@@ -48,13 +80,15 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     started = time.perf_counter()
     events = select_events(context, config, cluster)
     event_ids = {e["event_id"] for e in events}
-    memories, retired = [], []
+    memories, retired, stored = [], [], {}
     for tenant, user in users_of(events):
         mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
         # Context and replies come from the same stream: read only the streams touched.
         streams = by_stream(cluster.records("event", tenant, user,
                                             {e["stream_id"] for e in mine}))
-        existing = cluster.records("l1", tenant, user)
+        existing = existing_for(cluster, model, tenant, user, with_previous(mine, streams),
+                                streams, mine)
+        stored.update((m["id"], m) for m in existing)
         fresh = [m.to_dict() for m in derive(model, mine, streams, existing)]
         kept = {m["id"] for m in fresh} | {m["id"] for m in existing
                                            if not event_ids.issuperset(m["source_event_ids"])}
@@ -62,13 +96,16 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
                               reason="re-derived").to_dict()
                     for old in existing if old["id"] not in kept]
         memories += fresh
-    vectors = [v.to_dict() for v in embed(memories, model.embedder())]
-    cluster.commit(memories + vectors + retired)
+    # A merge or a supersede changes a memory but not its text: its vector stays as it is.
+    vectors = embed([m for m in memories if needs_vector(m, stored.get(m["id"]))],
+                    model.embedder())
+    cluster.commit_groups(with_vectors(memories, vectors) + [[r] for r in retired])
     orphans = [m["id"] for m in memories if not m["source_event_ids"]]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(events), len(memories),
                                    time.perf_counter() - started),
-                  "retired": len(retired), **model.usage_metadata()},
+                  "retired": len(retired), "embedded": len(vectors),
+                  **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L1_HAS_PROVENANCE,
                                            passed=not orphans,
                                            metadata={"without_provenance": len(orphans)})])

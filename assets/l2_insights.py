@@ -5,7 +5,17 @@ import time
 
 import dagster as dg
 
-from assets.selection import embed, range_metadata, select_events, users_of
+from assets.selection import (
+    deferred,
+    embed,
+    needs_vector,
+    range_metadata,
+    select_events,
+    unchanged,
+    users_coming,
+    users_of,
+    with_vectors,
+)
 from memorose_dagster.memory.insights import MIN_MEMBERS, derive_insights
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
@@ -32,22 +42,32 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     insight in place; one whose topic no longer recurs is retired with a tombstone."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
-    insights, retired, memories_in = [], [], 0
+    insights, retired, memories_in, stored, later = [], [], 0, {}, 0
+    coming = users_coming(config, cluster)
     for tenant, user in users_of(events):
+        before = cluster.records("l2", tenant, user)
+        if deferred((tenant, user), coming, before, config.until):
+            later += 1
+            continue
         memories = cluster.records("l1", tenant, user)
         memories_in += len(memories)
         fresh = [summarised(i.to_dict(), memories, model) for i in derive_insights(memories)]
         ids = {i["id"] for i in fresh}
+        stored.update((old["id"], old) for old in before)
         retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
                               reason="topic no longer recurs").to_dict()
-                    for old in cluster.records("l2", tenant, user) if old["id"] not in ids]
+                    for old in before if old["id"] not in ids]
         insights += fresh
-    vectors = [v.to_dict() for v in embed(insights, model.embedder())]
-    cluster.commit(insights + vectors + retired)
+    # Most of a user's insights come out as they were: only what changed is committed.
+    changed = [i for i in insights if not unchanged(i, stored.get(i["id"]))]
+    vectors = embed([i for i in changed if needs_vector(i, stored.get(i["id"]))],
+                    model.embedder())
+    cluster.commit_groups(with_vectors(changed, vectors) + [[r] for r in retired])
     thin = [i["id"] for i in insights if len(i["member_ids"]) < MIN_MEMBERS]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, memories_in, len(insights),
                                    time.perf_counter() - started), "retired": len(retired),
+                  "changed": len(changed), "embedded": len(vectors), "users_deferred": later,
                   **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L2_HAS_MEMBERS, passed=not thin,
                                            metadata={"thin_insights": len(thin)})])

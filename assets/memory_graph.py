@@ -5,7 +5,7 @@ import time
 
 import dagster as dg
 
-from assets.selection import range_metadata, select_events, users_of
+from assets.selection import deferred, range_metadata, select_events, users_coming, users_of
 from memorose_dagster.memory.graph import build_graph
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
@@ -22,8 +22,13 @@ def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
     edge naming the events it rests on. Ids are stable: reruns update, never duplicate."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
-    memories = [m for tenant, user in users_of(events)
-                for m in cluster.records("l1", tenant, user)]
+    coming, memories, later = users_coming(config, cluster), [], 0
+    for tenant, user in users_of(events):
+        if deferred((tenant, user), coming, cluster.records("entity", tenant, user),
+                    config.until):
+            later += 1
+            continue
+        memories += cluster.records("l1", tenant, user)
     entities, relations = build_graph(memories)
     cluster.commit([e.to_dict() for e in entities] + [r.to_dict() for r in relations])
     known = {e.id for e in entities} | {m["id"] for m in memories}
@@ -31,7 +36,8 @@ def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(memories), len(entities) + len(relations),
                                    time.perf_counter() - started),
-                  "entities": len(entities), "relations": len(relations)},
+                  "entities": len(entities), "relations": len(relations),
+                  "users_deferred": later},
         check_results=[dg.AssetCheckResult(check_name=keys.GRAPH_EDGES_RESOLVE,
                                            passed=not dangling,
                                            metadata={"dangling_edges": len(dangling)})])

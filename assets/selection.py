@@ -28,6 +28,28 @@ def select_events(context: dg.AssetExecutionContext, config: LogRange,
     return [e for e in events if start <= id_time_ms(e["event_id"]) < end]
 
 
+LOOKAHEAD_ENTRIES = 8  # log entries read past a run's range to see whose events keep coming
+MAX_DEFER_ENTRIES = 2000  # a user's whole-history products are never older than this
+
+
+def users_coming(config: LogRange, cluster: ClusterResource) -> set[tuple[str, str]]:
+    """Users with events committed after this run's range (none for a backfill)."""
+    return cluster.users_after(config.until, LOOKAHEAD_ENTRIES) if config.until > 0 else set()
+
+
+def deferred(user: tuple[str, str], coming: set[tuple[str, str]],
+             stored: list[dict[str, Any]], until: int) -> bool:
+    """Whether to leave a user's whole-history products (graph, insights) to the next run:
+    the user has more events committed after this range, so the next run derives them again
+    anyway; a bulk load then derives them once it has passed, not once per range, and what is
+    derived in the end is the same. Bounded: never when they were last written more than
+    ``MAX_DEFER_ENTRIES`` log entries ago, or never, so a user who never stops talking still
+    gets them."""
+    if user not in coming or not stored:
+        return False
+    return until - max(r.get("log_index", 0) for r in stored) < MAX_DEFER_ENTRIES
+
+
 def users_of(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted({(r["tenant"], r["user_id"]) for r in records})
 
@@ -60,6 +82,28 @@ def embed(records: list[dict[str, Any]], embedder: Embedder) -> list[Vector]:
     return [Vector(tenant=r["tenant"], record_id=record_id(r), layer=LAYER_OF_KIND[r["kind"]],
                    model=embedder.name, values=vector_to_bytes(v))
             for r, v in zip(records, values, strict=True)]
+
+
+def needs_vector(record: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """Whether ``record`` must be embedded: a record stored with the same text by the same logic
+    already has its vector, since a record and its vector are committed in one command."""
+    return stored is None or stored.get("content") != record["content"] \
+        or stored.get("derivation") != record.get("derivation")
+
+
+def unchanged(record: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """``record`` is stored exactly so (but for the log index it was written at)."""
+    if stored is None:
+        return False
+    return {k: v for k, v in stored.items() if k != "log_index"} \
+        == {k: v for k, v in record.items() if k != "log_index"}
+
+
+def with_vectors(records: list[dict[str, Any]],
+                 vectors: list[Vector]) -> list[list[dict[str, Any]]]:
+    """Commit groups: each record with its vector (if it has a new one)."""
+    by_id = {v.record_id: v.to_dict() for v in vectors}
+    return [[r, by_id[record_id(r)]] if record_id(r) in by_id else [r] for r in records]
 
 
 def vectors_are_unit(vectors: list[Vector], dim: int) -> bool:

@@ -218,6 +218,8 @@ def main() -> None:
                 "user_id": USER, "query": ask["query"], "max_tokens": 1000})),
             ("graph", f"whole graph ({args.entities} entities)",
              lambda: tenant.get(f"/api/v1/users/{USER}/graph")),
+            ("graph", f"whole graph as the page asks (mentions=false, {args.entities})",
+             lambda: tenant.get(f"/api/v1/users/{USER}/graph", params={"mentions": "false"})),
             ("graph", "one entity, 1 hop (expand)", lambda: tenant.get(
                 f"/api/v1/users/{USER}/graph", params={"entity": seeded["entity"], "hops": 1})),
             ("live", "recent, first look", lambda: tenant.get("/dashboard/api/recent")),

@@ -200,6 +200,15 @@ class ApiMethods:
         return self._run(Call("GET", f"/api/v1/admin/records?{query}",
                               read=lambda r: r["records"]))
 
+    def l1_candidates(self, user_id: str, tenant: str, contents: list[str], ids: list[str],
+                      event_ids: list[str]) -> list[dict]:
+        """The user's L1 memories a consolidator run over new events can touch: those its new
+        memories (``contents``, ``ids``) may merge into, supersede or retire."""
+        body = {"user_id": user_id, "tenant": tenant, "contents": contents, "ids": ids,
+                "event_ids": event_ids}
+        return self._run(Call("POST", "/api/v1/admin/candidates", body,
+                              read=lambda r: r["records"]))
+
     def users(self) -> list[tuple[str, str]]:
         """Every (tenant, user_id) with stored events."""
         return self._run(Call("GET", "/api/v1/admin/users", read=lambda r: [

@@ -34,6 +34,12 @@ def test_graph_around_an_entity(derived_url):
     assert {"Lisbon", "Biscuit"} <= {e["name"] for e in two["entities"]}
     for relation in whole["relations"]:
         assert relation["source_event_ids"] and relation["weight"] >= 1.0
+    light = httpx.get(derived_url + "/api/v1/users/user_1/graph",
+                      params={"mentions": "false"}).json()
+    assert light["entities"] == whole["entities"]
+    assert light["relations"] == [r for r in whole["relations"]
+                                  if r["relation"] != "mentioned_in"]
+    assert any(r["relation"] == "mentioned_in" for r in whole["relations"])
 
 
 def test_graph_errors(derived_url):

@@ -21,3 +21,39 @@ def test_search_is_scoped_and_exact_matches_the_index(tmp_path, embedder):
         [h.id for h in found]
     assert {h.layer for h in index.search(query, "t", "alice", 5, layers=["L0"])} == {"L0"}
     assert index.search(query, "other-tenant", "alice", 5) == []
+
+
+def test_the_in_memory_view_follows_writes_and_matches_an_exact_scan(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+
+    def unit(n: int) -> np.ndarray:
+        values = rng.normal(size=(n, 8)).astype(np.float32)
+        return values / np.linalg.norm(values, axis=1, keepdims=True)
+
+    index = VectorIndex(tmp_path / "lancedb", 8, "m")
+    index.upsert([VectorRow(f"r{i}", "t", "alice", f"s{i % 3}", ("L0", "L1", "L2")[i % 3], v)
+                  for i, v in enumerate(unit(200))])
+    queries = unit(20)
+
+    def same(**filters) -> None:
+        for q in queries:
+            fast = index.search(q, "t", "alice", 30, **filters)
+            exact = index.search(q, "t", "alice", 30, exact=True, **filters)
+            assert [h.id for h in fast] == [h.id for h in exact]
+            assert np.allclose([h.similarity for h in fast], [h.similarity for h in exact],
+                               atol=1e-5)
+
+    same()  # loads alice into memory
+    index.upsert([VectorRow(f"r{i}", "t", "alice", "s9", "L1", v)  # rewrites and new rows
+                  for i, v in zip(range(150, 260), unit(110), strict=True)])
+    index.delete([("t", f"r{i}") for i in range(0, 200, 7)])
+    index.upsert([VectorRow("b0", "t", "bob", "s0", "L0", queries[0])])
+    same()
+    same(layers=["L1"])
+    same(stream_id="s9")
+    assert "b0" not in {h.id for h in index.search(queries[0], "t", "alice", 30)}
+    assert index.search(queries[0], "t", "bob", 30)[0].id == "b0"
+    index.clear()
+    assert index.search(queries[0], "t", "alice", 30) == []

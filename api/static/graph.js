@@ -305,7 +305,8 @@ export async function graphPage(root, { params }) {
 
   async function fetchGraph(around, depth) {
     return api(`/api/v1/users/${encodeURIComponent(picker.value)}/graph` +
-               query(around ? { entity: around, hops: depth } : {}));
+               query(around ? { entity: around, hops: depth, mentions: "false" }
+                            : { mentions: "false" }));
   }
 
   function describe() {

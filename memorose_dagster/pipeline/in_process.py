@@ -44,6 +44,10 @@ class NodeClient:
                      streams: set[str] | None = None) -> list[dict[str, Any]]:
         return self._node.user_records(kind, tenant, user_id, streams)
 
+    def l1_candidates(self, user_id: str, tenant: str, contents: list[str], ids: list[str],
+                      event_ids: list[str]) -> list[dict[str, Any]]:
+        return self._node.l1_candidates(tenant, user_id, contents, ids, event_ids)
+
     def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
         return self._node.derivations(kind)
 

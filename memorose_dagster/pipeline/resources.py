@@ -10,7 +10,7 @@ from pydantic import PrivateAttr
 
 from memorose_client import MemoroseClient
 from memorose_dagster.memory.consolidate import DERIVATION as LOCAL_DERIVATION
-from memorose_dagster.models.embedding import Embedder
+from memorose_dagster.models.embedding import CachedEmbedder
 from memorose_dagster.models.provider import (
     DEFAULT_PROVIDER,
     make_embedder,
@@ -77,9 +77,21 @@ class ClusterResource(dg.ConfigurableResource):
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
 
+    def users_after(self, after: int, entries: int) -> set[tuple[str, str]]:
+        """The (tenant, user_id) of the events in the next ``entries`` log entries with events
+        after ``after``: who has more already committed."""
+        body = self.client.read_log(after, limit=entries, kinds=["event"])
+        return {(r["tenant"], r["user_id"]) for e in body["entries"] for r in e["records"]}
+
     def records(self, kind: str, tenant: str, user_id: str,
                 streams: set[str] | None = None) -> list[dict[str, Any]]:
         return self.client.list_records(kind, user_id, tenant, streams)
+
+    def l1_candidates(self, tenant: str, user_id: str, contents: list[str], ids: list[str],
+                      event_ids: list[str]) -> list[dict[str, Any]]:
+        """The user's L1 memories the new ones (``contents``, ``ids``) may merge into, supersede
+        or retire, in the order ``records`` lists them."""
+        return self.client.l1_candidates(user_id, tenant, contents, ids, event_ids)
 
     def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
         return self.client.derivations(kind)
@@ -88,6 +100,19 @@ class ClusterResource(dg.ConfigurableResource):
         return [self.client.commit(records[i:i + COMMIT_CHUNK])
                 for i in range(0, len(records), COMMIT_CHUNK)]
 
+    def commit_groups(self, groups: list[list[dict[str, Any]]]) -> list[int]:
+        """Commit ``groups`` in chunks of about ``COMMIT_CHUNK`` records, never splitting a group:
+        a record and its vector are stored together or not at all."""
+        indexes, chunk = [], []
+        for group in groups:
+            if chunk and len(chunk) + len(group) > COMMIT_CHUNK:
+                indexes.append(self.client.commit(chunk))
+                chunk = []
+            chunk += group
+        if chunk:
+            indexes.append(self.client.commit(chunk))
+        return indexes
+
 
 class ModelResource(dg.ConfigurableResource):
     """The model provider: ``auto`` (Gemini when GOOGLE_API_KEY is set, else the offline local
@@ -95,15 +120,16 @@ class ModelResource(dg.ConfigurableResource):
 
     provider: str = DEFAULT_PROVIDER
 
-    _embedder: Embedder | None = PrivateAttr(default=None)
+    _embedder: CachedEmbedder | None = PrivateAttr(default=None)
     _extractor: Any = PrivateAttr(default=None)
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "MEMOROSE_MODEL_PROVIDER": self.provider}
 
-    def embedder(self) -> Embedder:
+    def embedder(self) -> CachedEmbedder:
+        """The provider's embedder, embedding each distinct text once per run."""
         if self._embedder is None:
-            self._embedder = make_embedder(self._env())
+            self._embedder = CachedEmbedder(make_embedder(self._env()))
         return self._embedder
 
     def extractor(self) -> Any:
@@ -121,7 +147,8 @@ class ModelResource(dg.ConfigurableResource):
     def usage_metadata(self) -> dict[str, Any]:
         """Token and cost counts of this run's model calls (empty on the local path)."""
         usage: dict[str, Any] = {}
-        for user in (self._embedder, self._extractor):
+        inner = self._embedder.inner if self._embedder is not None else None
+        for user in (inner, self._extractor):
             if user is not None and hasattr(user, "usage_metadata"):
                 usage.update(user.usage_metadata())
         return usage
