@@ -60,9 +60,9 @@ def test_every_operation_answers_as_documented(api_schema):
 ADMIN = "admin-key-0123456789abcdef"
 ADMIN_PATHS = ("/api/v1/admin/", "/api/v1/cluster/")
 # Operations joined by the document's links, and those a run must have answered 2xx through
-# them. Apart: with the keys, schemathesis starts sequences only from POST /admin/keys (it reads
-# user_id in an event as a reference to a resource nothing makes), and with everything the
-# few sequences through a forget's preview rarely reach its confirmation.
+# them. Three runs, not one: together, schemathesis would start sequences only from POST
+# /admin/keys (it reads user_id in an event as a reference to a resource nothing makes), and
+# the few sequences through a forget's preview would rarely reach its confirmation.
 SEQUENCES = {
     "events": (["ingestEvent", "ingestBatch", "getEvent", "forgetEvent", "listMemories"],
                {"GET /api/v1/events/{event_id}", "DELETE /api/v1/events/{event_id}"}),
@@ -100,6 +100,7 @@ def test_linked_operations_answer_as_documented_in_sequence(keyed_app, sequence)
             """Each sequence in a tenant of its own: what one left behind (a user, an event)
             would change what the same steps answer in the next, and Hypothesis, replaying
             them, would find its rules inconsistent."""
+            super().setup()
             made = admin.post("/api/v1/admin/keys", json={"tenant": f"t{next(tenants)}"})
             self.key = made.json()["secret"]
 
