@@ -117,6 +117,10 @@ def build() -> dict[str, Any]:
 
 
 FORGOTTEN = "{forgotten, cascaded, updated: [{id, kind}], log_index}"
+BAD_ID = "an id blank, over 256 characters, or with a control character or line separator"
+# Ids in paths and query strings follow the body's rule (api.params): the same schema.
+ID = TypeAdapter(Id).json_schema()
+QUERY_IDS = {"user_id", "tenant", "stream_id", "after_tenant", "after_id", "cursor"}
 
 # Where one answer feeds the next request (OpenAPI links): what a client does in sequence, and
 # what schemathesis' stateful test follows. (path, method): operationId, and per status its links.
@@ -176,14 +180,6 @@ def _link(paths: dict[str, Any]) -> None:
         paths[path][method]["operationId"] = operation_id
     for (path, method, status), links in LINKS.items():
         paths[path][method]["responses"][status]["links"] = links
-
-
-BAD_ID = "an id blank, over 256 characters, or with a control character or line separator"
-
-
-# Ids in paths and query strings follow the body's rule (api.params): the same schema.
-ID = TypeAdapter(Id).json_schema()
-QUERY_IDS = {"user_id", "tenant", "stream_id", "after_tenant", "after_id", "cursor"}
 
 
 def _path_param(name: str, schema: dict[str, Any] = ID) -> list[dict[str, Any]]:
