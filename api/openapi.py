@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from api.cluster_routes import WAIT_LIMIT, MemberIn
 from api.key_routes import KeyIn
@@ -15,6 +15,7 @@ from api.schemas import (
     ContextIn,
     EventBatchIn,
     EventIn,
+    Id,
     LakeRowsIn,
     RetrieveIn,
 )
@@ -98,8 +99,7 @@ def build() -> dict[str, Any]:
             "Every record of one kind for one user (admin)", 200, "{records}",
             _400="unknown kind, missing user_id, or a bad user_id, tenant or stream_id",
             _403="admin key required"),
-            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                           for n in ("kind", "user_id", "tenant", "stream_id")]}},
+            "parameters": _query("kind", "user_id", "tenant", "stream_id")}},
         "/api/v1/admin/candidates": {"post": _op(
             "A user's L1 memories a consolidator run over new events can touch (admin)", 200,
             "{records}", CandidatesIn, _403="admin key required", **BAD)},
@@ -118,6 +118,8 @@ def build() -> dict[str, Any]:
     paths.update(_cluster_paths())
     paths.update(_key_paths())
     paths.update(_lake_paths())
+    _keyed(paths)
+    _link(paths)
     return {"openapi": "3.1.0",
             "info": {"title": "Memorose", "version": "1",
                      "description": "Long-term memory lake for AI agents."},
@@ -127,20 +129,84 @@ def build() -> dict[str, Any]:
 
 
 FORGOTTEN = "{forgotten, cascaded, updated: [{id, kind}], log_index}"
-
-
 BAD_ID = "an id blank, over 256 characters, or with a control character or line separator"
+# Ids in paths and query strings follow the body's rule (api.params): the same schema.
+ID = TypeAdapter(Id).json_schema()
+QUERY_IDS = {"user_id", "tenant", "stream_id", "after_tenant", "after_id", "cursor"}
+
+# Where one answer feeds the next request (OpenAPI links): what a client does in sequence, and
+# what schemathesis' stateful test follows. (path, method): operationId, and per status its links.
+OPERATION_IDS = {
+    ("/api/v1/events", "post"): "ingestEvent",
+    ("/api/v1/events/batch", "post"): "ingestBatch",
+    ("/api/v1/events/{event_id}", "get"): "getEvent",
+    ("/api/v1/events/{event_id}", "delete"): "forgetEvent",
+    ("/api/v1/users/{user_id}/memories", "get"): "listMemories",
+    ("/api/v1/forget", "post"): "previewForget",
+    ("/api/v1/forget/confirm", "post"): "confirmForget",
+    ("/api/v1/admin/keys", "post"): "createKey",
+    ("/api/v1/admin/keys/{key_id}", "delete"): "revokeKey",
+}
+SENT_EVENT = {"event_id": "$response.body#/event_id"}
+# A link's requestBody is the whole body (OpenAPI 3.1, Link Object); schemathesis would merge it
+# into a body of its own making unless told so.
+WHOLE_BODY = {"x-schemathesis": {"merge_body": False}}
+LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("/api/v1/events", "post", "201"): {
+        "GetEvent": {"operationId": "getEvent", "parameters": SENT_EVENT},
+        "ForgetEvent": {"operationId": "forgetEvent", "parameters": SENT_EVENT},
+        "ListMemories": {"operationId": "listMemories",
+                         "parameters": {"user_id": "$request.body#/user_id"}},
+        "PreviewForget": {"operationId": "previewForget", "requestBody": {
+            "user_id": "$request.body#/user_id", "query": "$request.body#/content"},
+            **WHOLE_BODY}},
+    ("/api/v1/events/batch", "post", "201"): {
+        "GetFirstEvent": {"operationId": "getEvent",
+                          "parameters": {"event_id": "$response.body#/event_ids/0"}}},
+    ("/api/v1/forget", "post", "200"): {
+        "ConfirmForget": {"operationId": "confirmForget", "requestBody": {
+            "token": "$response.body#/token", "ids": ["$response.body#/candidates/0/id"]},
+            **WHOLE_BODY}},
+    ("/api/v1/admin/keys", "post", "201"): {
+        "RevokeKey": {"operationId": "revokeKey",
+                      "parameters": {"key_id": "$response.body#/key_id"}}},
+}
 
 
-def _path_param(name: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 1, "maxLength": 256}}]
+def _keyed(paths: dict[str, Any]) -> None:
+    """Once a node has keys, every route but /health can refuse a request's key: 401 for none
+    or an unknown one, 403 for one that does not reach it (the admin key on tenant data, a
+    tenant key on an admin route, a read-only key on a write)."""
+    refusals = _responses(200, "", _401="missing, unknown or revoked key",
+                          _403="the key does not reach this route")
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if path == "/health" or method == "parameters":
+                continue
+            for status in ("401", "403") if path != "/mcp" else ("401",):
+                operation["responses"].setdefault(status, refusals[status])
+
+
+def _link(paths: dict[str, Any]) -> None:
+    for (path, method), operation_id in OPERATION_IDS.items():
+        paths[path][method]["operationId"] = operation_id
+    for (path, method, status), links in LINKS.items():
+        paths[path][method]["responses"][status]["links"] = links
+
+
+def _path_param(name: str, schema: dict[str, Any] = ID) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": schema}]
+
+
+def _query(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "query", "schema": ID if n in QUERY_IDS else {"type": "string"}}
+            for n in names]
 
 
 def _memory_paths() -> dict[str, Any]:
     page = [{"name": "layer", "in": "query", "schema": {"enum": ["L1", "L2"]}},
             {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-            {"name": "cursor", "in": "query", "schema": {"type": "string"}}]
+            *_query("cursor")]
     return {
         "/api/v1/memories/{memory_id}": {
             "parameters": _path_param("memory_id"),
@@ -164,14 +230,11 @@ def _memory_paths() -> dict[str, Any]:
 
 
 def _graph_and_pipeline_paths() -> dict[str, Any]:
-    def query(*names: str) -> list[dict[str, Any]]:
-        return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
-
     return {
         "/api/v1/users/{user_id}/graph": {"get": {**_op(
             "A user's knowledge graph, or the part within N hops of one entity", 200,
             "{entities, relations}", _400="bad user_id or hops", _404="unknown user_id or entity"),
-            "parameters": _path_param("user_id") + query("entity", "hops")}},
+            "parameters": _path_param("user_id") + _query("entity", "hops")}},
         "/api/v1/context": {"post": _op(
             "The best memories for a query, packed into a token budget as prompt-ready text",
             200, "{context, tokens, memories}", ContextIn, _404="unknown user_id", **BAD)},
@@ -179,11 +242,11 @@ def _graph_and_pipeline_paths() -> dict[str, Any]:
             "Events whose id was made in [from_ms, to_ms), paged (admin)", 200,
             "{events, next}", _400="bad range, after_tenant or after_id",
             _403="admin key required"),
-            "parameters": query("from_ms", "to_ms", "limit", "after_tenant", "after_id")}},
+            "parameters": _query("from_ms", "to_ms", "limit", "after_tenant", "after_id")}},
         "/api/v1/admin/derivations": {"get": {**_op(
             "Per derivation, how many memories each ingest day holds (admin)", 200,
             "{kind, derivations}", _400="bad kind", _403="admin key required"),
-            "parameters": query("kind")}},
+            "parameters": _query("kind")}},
     }
 
 
@@ -202,7 +265,7 @@ def _cluster_paths() -> dict[str, Any]:
         "/api/v1/admin/cluster/members/{address}": {"delete": {**_op(
             "Remove a member; a leader hands over first (admin)", 200, "{members}",
             _400="a node cannot remove itself", _404="not a member", **admin),
-            "parameters": _path_param("address")}},
+            "parameters": _path_param("address", {"type": "string"})}},
         "/api/v1/admin/snapshot": {"post": {**_op(
             "Snapshot now and compact this node's Raft log (admin)", 200,
             "{written, snapshot_bytes, log_len, applied_index}", **bad_timeout, **admin),
@@ -233,19 +296,16 @@ def _key_paths() -> dict[str, Any]:
 
 
 def _lake_paths() -> dict[str, Any]:
-    def query(*names: str) -> list[dict[str, Any]]:
-        return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
-
     admin = {"_403": "admin key required"}
     return {
         "/api/v1/admin/lake/records": {"get": {**_op(
             "Records of one kind, each with its day, in key order and pages (admin)", 200,
             "{records, next}", _400="bad kind, tenant, limit or cursor", **admin),
-            "parameters": query("kind", "days", "tenant", "after", "limit", "values")}},
+            "parameters": _query("kind", "days", "tenant", "after", "limit", "values")}},
         "/api/v1/admin/lake/touched": {"get": {**_op(
             "The (tenant, day) partitions and [tenant, id]s written by log entries in "
             "(after, until] (admin)", 200, "{touched, ids, next_cursor, applied_index}",
-            _400="bad range", **admin), "parameters": query("after", "until", "limit")}},
+            _400="bad range", **admin), "parameters": _query("after", "until", "limit")}},
         "/api/v1/admin/lake/rows": {"post": _op(
             "The current rows of every lake table whose id is one of ids in tenant, read by "
             "key (admin)", 200, "{records}", LakeRowsIn, **BODY, _401="missing or unknown key",

@@ -42,7 +42,13 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_plain_id)]
+# _plain_id's rule for the OpenAPI document (and so for generated requests): no Cc, Zl or Zp
+# character, and one that is not whitespace.
+_NOT_IN_ID = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+ID_PATTERN = f"^[^{_NOT_IN_ID}]*[^\\s{_NOT_IN_ID}][^{_NOT_IN_ID}]*$"
+Id = Annotated[StrictStr, Field(min_length=1, max_length=256,
+                                json_schema_extra={"pattern": ID_PATTERN}),
+               AfterValidator(_plain_id)]
 Layer = Literal["L0", "L1", "L2"]
 
 
