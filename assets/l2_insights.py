@@ -7,6 +7,7 @@ import dagster as dg
 
 from assets.selection import embed, range_metadata, select_events, users_of
 from memorose_dagster.memory.insights import MIN_MEMBERS, derive_insights
+from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
@@ -36,7 +37,8 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     for tenant, user in users_of(events):
         memories = cluster.records("l1", tenant, user)
         memories_in += len(memories)
-        fresh = [summarised(i.to_dict(), memories, model) for i in derive_insights(memories)]
+        fresh = [summarised(i.to_dict(), memories, model)
+                 for i in derive_insights(memories, entity_extractor())]
         ids = {i["id"] for i in fresh}
         retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
                               reason="topic no longer recurs").to_dict()

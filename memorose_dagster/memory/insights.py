@@ -19,8 +19,9 @@ from typing import Any
 
 from memorose_dagster.ids import stable_id
 from memorose_dagster.lexicon import STOPWORDS
-from memorose_dagster.memory.consolidate import own_text, speaker_of
-from memorose_dagster.memory.text import COMMON_WORDS
+from memorose_dagster.memory.consolidate import own_text, said_text, speaker_of
+from memorose_dagster.memory.graph import Extract, Mention, named
+from memorose_dagster.memory.text import COMMON_WORDS, FILLER_WORDS
 from memorose_dagster.records import Insight
 
 MIN_MEMBERS = 3
@@ -42,12 +43,24 @@ def stem(word: str) -> str:
     return word
 
 
-def _topics(memory: dict[str, Any], speakers: set[str]) -> dict[str, str]:
-    """Stem -> surface form of the specific topics a memory's own turn names."""
-    found = [*(e.lower() for e in memory.get("entities", [])), *memory.get("keywords", [])]
-    return {stem(t): t for t in reversed(found)
+def topics(memory: dict[str, Any], speakers: set[str],
+           found: list[Mention] | None = None) -> dict[str, str]:
+    """Stem -> surface form of the specific topics a memory's own turn names. With the
+    extractor's ``found`` mentions of that turn, a topic is one of its named entities or a
+    keyword that is a noun there: things a person would name ("camping", "Roskilde"), not
+    "please" or "honestly"."""
+    if found is None:
+        names = [e.lower() for e in memory.get("entities", [])]
+        keywords = list(memory.get("keywords", []))
+    else:
+        names = [n.lower() for n, _ in named(found)]
+        nouns = {stem(n) for n, kind in found if kind == "noun"} \
+            | {stem(w) for n in names for w in n.split()}
+        keywords = [k for k in memory.get("keywords", []) if stem(k) in nouns]
+    return {stem(t): t for t in reversed([*names, *keywords])
             if t not in speakers and t not in STOPWORDS and t not in COMMON_WORDS
-            and len(t) > 2 and not t.isdigit() and "'" not in t and not t.endswith("ly")}
+            and t not in FILLER_WORDS and len(t) > 2 and not t.isdigit() and "'" not in t
+            and not t.endswith("ly")}
 
 
 def quote(memory: dict[str, Any], topic_stem: str, speaker: str) -> str:
@@ -64,18 +77,22 @@ def quote(memory: dict[str, Any], topic_stem: str, speaker: str) -> str:
     return f"{hit} [{label}]" if label and label not in hit else hit
 
 
-def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
+def derive_insights(memories: list[dict[str, Any]], extract: Extract | None = None,
+                    ) -> list[Insight]:
     """One insight per (speaker, specific topic) that at least ``MIN_MEMBERS`` live memories of
     that speaker share, but no more than ``MAX_SHARE`` of all the user's memories: speakers and
     words that occur everywhere say nothing. An insight quotes its ``MAX_MEMBERS`` most important
-    members, in time order, and names exactly those as members and their events as sources."""
+    members, in time order, and names exactly those as members and their events as sources.
+    Topics are read with ``extract`` (an entity extractor) when it is given, else from the
+    memories' stored entities and keywords."""
     live = [m for m in memories if not m.get("superseded_by")]
     speakers = {speaker_of(m["content"], "").lower() for m in live} - {""}
     by_topic: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     forms: dict[tuple[str, str, str, str], Counter[str]] = defaultdict(Counter)
-    for memory in live:
+    found = extract([said_text(m["content"]) for m in live]) if extract else [None] * len(live)
+    for memory, mentioned in zip(live, found, strict=True):
         speaker = speaker_of(memory["content"], "")
-        for topic_stem, form in _topics(memory, speakers).items():
+        for topic_stem, form in topics(memory, speakers, mentioned).items():
             key = (memory["tenant"], memory["user_id"], speaker, topic_stem)
             by_topic[key].append(memory)
             forms[key][form] += 1
