@@ -20,7 +20,7 @@ from typing import Any
 from memorose_dagster.ids import stable_id
 from memorose_dagster.lexicon import STOPWORDS
 from memorose_dagster.memory.consolidate import own_text, said_text, speaker_of
-from memorose_dagster.memory.graph import Extract, Mention, named
+from memorose_dagster.memory.graph import ENTITY_KINDS, Extract, named
 from memorose_dagster.memory.text import COMMON_WORDS, FILLER_WORDS
 from memorose_dagster.records import Insight
 
@@ -28,6 +28,7 @@ MIN_MEMBERS = 3
 MAX_MEMBERS = 5
 MAX_SHARE = 0.05  # in more than 5% of a large user's memories, a topic is a theme of everything
 QUOTE_CHARS = 80
+TOPIC_KINDS = ("noun", "verb", "adjective")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -43,21 +44,18 @@ def stem(word: str) -> str:
     return word
 
 
-def topics(memory: dict[str, Any], speakers: set[str],
-           found: list[Mention] | None = None) -> dict[str, str]:
-    """Stem -> surface form of the specific topics a memory's own turn names. With the
-    extractor's ``found`` mentions of that turn, a topic is one of its named entities or a
-    keyword that is a noun there: things a person would name ("camping", "Roskilde"), not
-    "please" or "honestly"."""
-    if found is None:
-        names = [e.lower() for e in memory.get("entities", [])]
-        keywords = list(memory.get("keywords", []))
-    else:
-        names = [n.lower() for n, _ in named(found)]
-        nouns = {stem(n) for n, kind in found if kind == "noun"} \
-            | {stem(w) for n in names for w in n.split()}
-        keywords = [k for k in memory.get("keywords", []) if stem(k) in nouns]
-    return {stem(t): t for t in reversed([*names, *keywords])
+def topics(memory: dict[str, Any], speakers: set[str], names: list[str] | None = None,
+           things: set[str] | None = None) -> dict[str, str]:
+    """Stem -> surface form of the specific topics a memory's own turn names: its stored
+    entities and keywords. With an entity extractor's reading, one of the turn's named entities
+    (``names``), or a stored entity or keyword whose stem the extractor saw as a name, noun,
+    verb or adjective somewhere in the user's memories (``things``): what a person would name
+    ("camping", "research", "homeless", "Roskilde"), not "never", "together" or "everyone".
+    Filler ("please") never."""
+    found = [*(e.lower() for e in memory.get("entities", [])), *memory.get("keywords", [])]
+    if names is not None and things is not None:
+        found = [*(n.lower() for n in names), *(t for t in found if stem(t) in things)]
+    return {stem(t): t for t in reversed(found)
             if t not in speakers and t not in STOPWORDS and t not in COMMON_WORDS
             and t not in FILLER_WORDS and len(t) > 2 and not t.isdigit() and "'" not in t
             and not t.endswith("ly")}
@@ -90,9 +88,13 @@ def derive_insights(memories: list[dict[str, Any]], extract: Extract | None = No
     by_topic: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     forms: dict[tuple[str, str, str, str], Counter[str]] = defaultdict(Counter)
     found = extract([said_text(m["content"]) for m in live]) if extract else [None] * len(live)
-    for memory, mentioned in zip(live, found, strict=True):
+    things = {stem(word) for said in found if said for name, kind in said
+              if kind in TOPIC_KINDS or kind in ENTITY_KINDS
+              for word in (name, *name.split())} if extract else None
+    for memory, said in zip(live, found, strict=True):
         speaker = speaker_of(memory["content"], "")
-        for topic_stem, form in topics(memory, speakers, mentioned).items():
+        names = [n for n, _ in named(said)] if said is not None else None
+        for topic_stem, form in topics(memory, speakers, names, things).items():
             key = (memory["tenant"], memory["user_id"], speaker, topic_stem)
             by_topic[key].append(memory)
             forms[key][form] += 1

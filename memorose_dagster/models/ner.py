@@ -7,7 +7,9 @@ milliseconds, and texts seen before in the process are answered from a cache (th
 insights read the same memories on every run).
 
 The answer for a text is a list of ``(name, kind)``: kind ``person``, ``organisation``, ``place``
-or ``thing`` for named entities, ``noun`` for the lemma of a common noun. Dates, times, numbers
+or ``thing`` for named entities; ``noun``, ``verb`` or ``adjective`` for the other content
+words (lemma and form in the text), so that adverbs, pronouns and interjections ("never",
+"together", "everyone", "please") can be told from things people talk about. Dates, times, numbers
 and quantities are not entities ("November" is a date, not a place). ``memory/`` takes such a
 function as an argument and never imports this module.
 """
@@ -21,6 +23,7 @@ from typing import Protocol
 KINDS = {"PERSON": "person", "ORG": "organisation", "GPE": "place", "LOC": "place",
          "FAC": "place", "NORP": "thing", "PRODUCT": "thing", "EVENT": "thing",
          "WORK_OF_ART": "thing", "LAW": "thing", "LANGUAGE": "thing"}
+WORD_KINDS = {"NOUN": "noun", "VERB": "verb", "ADJ": "adjective"}  # what a topic may be
 CACHE_SIZE = 50_000
 BATCH = 64
 
@@ -85,8 +88,10 @@ def mentions(doc) -> list[tuple[str, str]]:
         if end > start:
             found.setdefault((doc[start:end].text, kind), None)
     for token in doc:
-        if token.pos_ == "NOUN" and token.is_alpha and len(token) > 2:
-            found.setdefault((token.lemma_.lower(), "noun"), None)
+        kind = WORD_KINDS.get(token.pos_)
+        if kind and token.is_alpha and len(token) > 2:
+            found.setdefault((token.lemma_.lower(), kind), None)
+            found.setdefault((token.lower_, kind), None)
     return list(found)
 
 
