@@ -50,7 +50,8 @@ async def context(request: Request) -> JSONResponse:
     node.require_user(tenant, body.user_id)
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query, 50,
                                       body.stream_id, body.layers)
-    text, used = pack_context(results, body.max_tokens, query=body.query)
+    text, used = pack_context(results, body.max_tokens, query=body.query,
+                              min_relevance=body.min_relevance)
     return JSONResponse({"context": text, "tokens": tokens(text) if text else 0,
                          "memories": [{"id": r["id"], "layer": r["layer"], "score": r["score"],
                                        "provenance": r["provenance"]} for r in used]})

@@ -110,6 +110,7 @@ async def retrieve(request: Request) -> JSONResponse:
     started = time.perf_counter()
     results = await run_in_threadpool(node.retrieve, tenant, body.user_id, body.query,
                                       body.top_k, body.stream_id, body.layers, body.explain)
+    results = [r for r in results if r["relevance"] >= body.min_relevance]
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     node.record_access(tenant, results)
     return JSONResponse({"results": results, "took_ms": took_ms})

@@ -86,6 +86,9 @@ class QueryIn(Strict):
     query: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
     stream_id: Id | None = None
     layers: Annotated[list[Layer], Field(min_length=1)] | None = None
+    min_relevance: Annotated[float, Field(ge=0.0, le=1.0)] = Field(default=0.0, description=(
+        "leave out results whose `relevance` (0..1, calibrated: how likely the result answers "
+        "the question) is below this"))
 
 
 class RetrieveIn(QueryIn):

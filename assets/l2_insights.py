@@ -17,6 +17,7 @@ from assets.selection import (
     with_vectors,
 )
 from memorose_dagster.memory.insights import MIN_MEMBERS, derive_insights
+from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
@@ -51,7 +52,8 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
             continue
         memories = cluster.records("l1", tenant, user)
         memories_in += len(memories)
-        fresh = [summarised(i.to_dict(), memories, model) for i in derive_insights(memories)]
+        fresh = [summarised(i.to_dict(), memories, model)
+                 for i in derive_insights(memories, entity_extractor())]
         ids = {i["id"] for i in fresh}
         stored.update((old["id"], old) for old in before)
         retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],

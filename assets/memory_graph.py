@@ -7,6 +7,7 @@ import dagster as dg
 
 from assets.selection import deferred, range_metadata, select_events, users_coming, users_of
 from memorose_dagster.memory.graph import build_graph
+from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource
@@ -29,7 +30,7 @@ def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
             later += 1
             continue
         memories += cluster.records("l1", tenant, user)
-    entities, relations = build_graph(memories)
+    entities, relations = build_graph(memories, entity_extractor())
     cluster.commit([e.to_dict() for e in entities] + [r.to_dict() for r in relations])
     known = {e.id for e in entities} | {m["id"] for m in memories}
     dangling = [r.id for r in relations if r.source not in known or r.target not in known]

@@ -14,7 +14,7 @@ ClusterResource over HTTP), more are forgotten, the pipeline runs again, and eve
 asked through ``POST /api/v1/retrieve`` and ``POST /api/v1/context``. Plain BM25 over single
 turns (Tantivy, built in this process) is the baseline, in the same run.
 
-    python bench/semantics.py [--split tune|check|all] [--scenarios DIR]
+    python bench/semantics.py [--split tune|check|all] [--scenarios DIR] [--fit] [--show N]
 
 Scenario format: ``== id category split`` starts a scenario, ``@ YYYY-MM-DD HH:MM`` a session,
 ``Speaker: text`` is a turn, ``? kind question | +S.T key | -S.T key | date=...`` a question with
@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -178,6 +179,15 @@ class Memorose:
         return [Hit([p["metadata"].get("dia_id") for p in r["provenance"]], r["content"],
                     float(r.get("relevance", r["score"]))) for r in response.json()["results"]]
 
+    def signals(self, user: str, question: str) -> list[tuple[Hit, list[float]]]:
+        """Each result with the features its relevance is computed from."""
+        response = self.http.post("/api/v1/retrieve", json={
+            "user_id": user, "query": question, "top_k": TOP, "explain": True})
+        response.raise_for_status()
+        return [(Hit([p["metadata"].get("dia_id") for p in r["provenance"]], r["content"],
+                     r["relevance"]), list(r["why"]["relevance"].values()))
+                for r in response.json()["results"]]
+
     def context(self, user: str, question: str) -> list[str]:
         response = self.http.post("/api/v1/context", json={"user_id": user, "query": question,
                                                            "max_tokens": 300})
@@ -212,6 +222,49 @@ def auc(positive: list[float], negative: list[float]) -> float:
         return float("nan")
     wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
     return wins / (len(positive) * len(negative))
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
+    """Logistic regression by Newton's method with a small L2 penalty (not on the bias)."""
+    x = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(x.shape[1])
+    penalty = l2 * np.diag([0.0] + [1.0] * (x.shape[1] - 1))
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-x @ w))
+        gradient = x.T @ (p - y) + penalty @ w
+        hessian = x.T @ (x * (p * (1 - p))[:, None]) + penalty
+        w -= np.linalg.solve(hessian, gradient)
+    return w
+
+
+def fit_relevance(system: Memorose, scenarios: list[Scenario]) -> None:
+    """Fit relevance's coefficients on the tune split's results (label: the result carries the
+    question's evidence) and report the top result's AUC, answerable vs not, per split."""
+    from memorose_dagster.memory.relevance import relevance
+
+    rows: dict[str, list[tuple[bool, list[tuple[bool, list[float]]]]]] = defaultdict(list)
+    for s in scenarios:
+        for q in s.questions:
+            if q.kind not in ANSWERABLE and q.kind != "none":
+                continue
+            ranked = [(any(matches(h, s.id, e) for e in q.plus), f)
+                      for h, f in system.signals(s.id, q.text)]
+            rows[s.split].append((q.kind != "none", ranked))
+    x = np.array([f for _, ranked in rows["tune"] for _, f in ranked])
+    y = np.array([float(hit) for _, ranked in rows["tune"] for hit, _ in ranked])
+    w = logistic_fit(x, y)
+    print(f"\nrelevance fit on tune ({len(y)} results, {int(y.sum())} with evidence): "
+          f"COEFFICIENTS = ({', '.join(f'{c:.2f}' for c in w)})")
+    names = ("coverage", "cosine", "share", "margin")
+    for split in ("tune", "check"):
+        top = [(answerable, ranked[0][1]) for answerable, ranked in rows[split] if ranked]
+        pos = [f for a, f in top if a]
+        neg = [f for a, f in top if not a]
+        single = "  ".join(f"{n} {auc([p[i] for p in pos], [q[i] for q in neg]):.3f}"
+                           for i, n in enumerate(names))
+        print(f"{split}: AUC top relevance, fitted {auc([relevance(*p, coefficients=tuple(w)) for p in pos], [relevance(*q, coefficients=tuple(w)) for q in neg]):.3f}, "  # noqa: E501
+              f"as shipped {auc([relevance(*p) for p in pos], [relevance(*q) for q in neg]):.3f}"
+              f"; single features: {single}")
 
 
 def is_filler(line: str) -> bool:
@@ -302,7 +355,8 @@ def forget(http: httpx.Client, ids: dict[str, str], s: Scenario, evs: list[Evide
         http.delete(f"/api/v1/events/{ids[f'{s.id}:{ev.ref}']}").raise_for_status()
 
 
-def evaluate(scenarios: list[Scenario], url: str, tmp: str, show: int = 0) -> None:
+def evaluate(scenarios: list[Scenario], url: str, tmp: str, show: int = 0,
+             fit: bool = False) -> None:
     events = [t for s in scenarios for t in s.turns]
     until = ingest(url, events)
     ours = Memorose(url)
@@ -344,6 +398,8 @@ def evaluate(scenarios: list[Scenario], url: str, tmp: str, show: int = 0) -> No
                 n = mine[metric][1]
                 other = f"{theirs[metric][0]:9.3f}" if metric in theirs else f"{'-':>9}"
                 print(f"{metric:20} {n:4} {mine[metric][0]:9.3f} {other}")
+    if fit:
+        fit_relevance(ours, scenarios)
     for s in scenarios if show else ():
         for q in s.questions:
             print(f"\n[{s.id} {q.kind}] {q.text}")
@@ -358,12 +414,14 @@ def main() -> int:
     parser.add_argument("--split", default="all", choices=("tune", "check", "all"))
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS)
     parser.add_argument("--show", type=int, default=0, help="print each question's top N")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit relevance's coefficients on the tune split and report them")
     args = parser.parse_args()
     scenarios = load(args.scenarios, args.split)
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_node(Path(tmp))
         try:
-            evaluate(scenarios, url, tmp, args.show)
+            evaluate(scenarios, url, tmp, args.show, args.fit)
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)

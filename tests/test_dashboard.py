@@ -197,7 +197,7 @@ def test_retrieve_explains_each_score_when_asked(api):
     for result in explained:
         why = result["why"]
         assert set(why) == {"bm25", "text", "vector", "vector_part", "graph", "fused", "factors",
-                            "score"}
+                            "score", "relevance"}
         assert math.isclose(why["fused"] * math.prod(why["factors"].values()), why["score"],
                             rel_tol=1e-9)
         assert math.isclose(round(why["score"], 6), result["score"], abs_tol=1e-6)

@@ -27,7 +27,7 @@ from memorose_dagster.ids import stable_id
 from memorose_dagster.memory import statements, text, timeparse
 from memorose_dagster.records import Memory
 
-DERIVATION = "local-v3"
+DERIVATION = "local-v4"  # v4: statements, supersede wherever copied, filler out, spaCy entities
 NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" 1, a short real fact >= 3
 NEAR_DUPLICATE = 0.9
 CONTEXT_CHARS = 400

@@ -35,13 +35,13 @@ def worth_saying(result: dict[str, Any], query: str) -> bool:
 
 def pack_context(results: list[dict[str, Any]], max_tokens: int,
                  header: str = "Relevant memories:", query: str = "",
-                 ) -> tuple[str, list[dict[str, Any]]]:
-    """Lines for ``results`` (best first) that are worth saying for ``query``, while they fit
-    ``max_tokens``; a line that does not fit is skipped, a shorter one after it may still fit.
-    Returns the text and what it used."""
+                 min_relevance: float = 0.0) -> tuple[str, list[dict[str, Any]]]:
+    """Lines for ``results`` (best first) that are worth saying for ``query`` and at least
+    ``min_relevance`` relevant, while they fit ``max_tokens``; a line that does not fit is
+    skipped, a shorter one after it may still fit. Returns the text and what it used."""
     used, lines, budget = [], [header], max_tokens - tokens(header)
     for result in results:
-        if not worth_saying(result, query):
+        if not worth_saying(result, query) or result.get("relevance", 1.0) < min_relevance:
             continue
         line = line_of(result)
         cost = tokens(line)

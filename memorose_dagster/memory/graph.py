@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
 from memorose_dagster.ids import stable_id
-from memorose_dagster.memory.consolidate import speaker_of
+from memorose_dagster.memory.consolidate import said_text, speaker_of
 from memorose_dagster.records import Entity, Relation
+
+Mention = tuple[str, str]  # (name, kind): person, organisation, place, thing; or noun
+# What an entity extractor does (models/ner.py): for each text, its mentions.
+Extract = Callable[[list[str]], list[list[Mention]]]
+ENTITY_KINDS = ("person", "organisation", "place", "thing")
 
 
 def entity_id(tenant: str, user_id: str, name: str) -> str:
@@ -57,27 +63,59 @@ def _aliases(names: dict[str, str], types: dict[str, str]) -> dict[str, str]:
     return merged
 
 
-def build_graph(memories: list[dict[str, Any]]) -> tuple[list[Entity], list[Relation]]:
-    """Entities named in ``memories``, typed (person, organisation, place, thing, by majority
-    over their mentions) and with short forms of people merged in as aliases;
-    ``mentioned_in`` edges entity -> memory, and ``co_occurs`` edges between entities named in
-    the same memory (weight = shared memories)."""
+def named(found: list[Mention]) -> list[Mention]:
+    """The named entities among an extractor's mentions (not its nouns)."""
+    return [(name, kind) for name, kind in found if kind in ENTITY_KINDS]
+
+
+def mentions(memories: list[dict[str, Any]], extract: Extract | None,
+             speakers: set[str]) -> list[list[Mention]]:
+    """The typed entities each memory names. Without an extractor: the memory's stored
+    ``entities`` typed by how the text mentions them; with one: the speaker (a person) and the
+    extractor's entities in the memory's own statement."""
+    if extract is None:
+        return [[(name, entity_type(name, m["content"], speakers))
+                 for name in m.get("entities", [])] for m in memories]
+    found = extract([said_text(m["content"]) for m in memories])
+    out = []
+    for memory, said in zip(memories, found, strict=True):
+        speaker = speaker_of(memory["content"], "")
+        own = [(speaker, "person")] if speaker else []
+        out.append(own + [(n, mention_type(n, k, memory["content"], speakers))
+                          for n, k in named(said) if n.lower() != speaker.lower()])
+    return out
+
+
+def mention_type(name: str, kind: str, text: str, speakers: set[str]) -> str:
+    """How the text mentions a name ("my sister Maria", "moved to Lisbon") over the
+    extractor's guess, which the small model often gets wrong for a lone first name."""
+    cue = entity_type(name, text, speakers)
+    return kind if cue == "thing" else cue
+
+
+def build_graph(memories: list[dict[str, Any]], extract: Extract | None = None,
+                ) -> tuple[list[Entity], list[Relation]]:
+    """Entities named in ``memories`` (by ``extract``, else the memories' stored entities),
+    typed (person, organisation, place, thing, by majority over their mentions) and with short
+    forms of people merged in as aliases; ``mentioned_in`` edges entity -> memory, and
+    ``co_occurs`` edges between entities named in the same memory (weight = shared memories)."""
     memories = sorted(memories, key=lambda m: m["id"])
     speakers = {speaker_of(m["content"], "").lower() for m in memories} - {""}
+    found = mentions(memories, extract, speakers)
     names: dict[str, str] = {}  # lowercased -> first spelling seen
     votes: dict[str, Counter[str]] = defaultdict(Counter)
-    for memory in memories:
-        for name in memory.get("entities", []):
+    for said in found:
+        for name, kind in said:
             key = names.setdefault(name.lower(), name).lower()
-            votes[key][entity_type(name, memory["content"], speakers)] += 1
+            votes[key][kind] += 1
     types = {key: _vote(counts) for key, counts in votes.items()}
     canonical = _aliases(names, types)
     entities: dict[str, Entity] = {}
     relations: dict[str, Relation] = {}
-    for memory in memories:
+    for memory, said in zip(memories, found, strict=True):
         tenant, user = memory["tenant"], memory["user_id"]
         ids = []
-        for name in memory.get("entities", []):
+        for name, _ in said:
             key = canonical.get(name.lower(), name.lower())
             eid = entity_id(tenant, user, key)
             entity = entities.setdefault(eid, Entity(

@@ -19,14 +19,16 @@ from typing import Any
 
 from memorose_dagster.ids import stable_id
 from memorose_dagster.lexicon import STOPWORDS
-from memorose_dagster.memory.consolidate import own_text, speaker_of
-from memorose_dagster.memory.text import COMMON_WORDS
+from memorose_dagster.memory.consolidate import own_text, said_text, speaker_of
+from memorose_dagster.memory.graph import ENTITY_KINDS, Extract, named
+from memorose_dagster.memory.text import COMMON_WORDS, FILLER_WORDS
 from memorose_dagster.records import Insight
 
 MIN_MEMBERS = 3
 MAX_MEMBERS = 5
 MAX_SHARE = 0.05  # in more than 5% of a large user's memories, a topic is a theme of everything
 QUOTE_CHARS = 80
+TOPIC_KINDS = ("noun", "verb", "adjective")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -42,12 +44,21 @@ def stem(word: str) -> str:
     return word
 
 
-def _topics(memory: dict[str, Any], speakers: set[str]) -> dict[str, str]:
-    """Stem -> surface form of the specific topics a memory's own turn names."""
+def topics(memory: dict[str, Any], speakers: set[str], names: list[str] | None = None,
+           things: set[str] | None = None) -> dict[str, str]:
+    """Stem -> surface form of the specific topics a memory's own turn names: its stored
+    entities and keywords. With an entity extractor's reading, one of the turn's named entities
+    (``names``), or a stored entity or keyword whose stem the extractor saw as a name, noun,
+    verb or adjective somewhere in the user's memories (``things``): what a person would name
+    ("camping", "research", "homeless", "Roskilde"), not "never", "together" or "everyone".
+    Filler ("please") never."""
     found = [*(e.lower() for e in memory.get("entities", [])), *memory.get("keywords", [])]
+    if names is not None and things is not None:
+        found = [*(n.lower() for n in names), *(t for t in found if stem(t) in things)]
     return {stem(t): t for t in reversed(found)
             if t not in speakers and t not in STOPWORDS and t not in COMMON_WORDS
-            and len(t) > 2 and not t.isdigit() and "'" not in t and not t.endswith("ly")}
+            and t not in FILLER_WORDS and len(t) > 2 and not t.isdigit() and "'" not in t
+            and not t.endswith("ly")}
 
 
 def quote(memory: dict[str, Any], topic_stem: str, speaker: str) -> str:
@@ -64,18 +75,26 @@ def quote(memory: dict[str, Any], topic_stem: str, speaker: str) -> str:
     return f"{hit} [{label}]" if label and label not in hit else hit
 
 
-def derive_insights(memories: list[dict[str, Any]]) -> list[Insight]:
+def derive_insights(memories: list[dict[str, Any]], extract: Extract | None = None,
+                    ) -> list[Insight]:
     """One insight per (speaker, specific topic) that at least ``MIN_MEMBERS`` live memories of
     that speaker share, but no more than ``MAX_SHARE`` of all the user's memories: speakers and
     words that occur everywhere say nothing. An insight quotes its ``MAX_MEMBERS`` most important
-    members, in time order, and names exactly those as members and their events as sources."""
+    members, in time order, and names exactly those as members and their events as sources.
+    Topics are read with ``extract`` (an entity extractor) when it is given, else from the
+    memories' stored entities and keywords."""
     live = [m for m in memories if not m.get("superseded_by")]
     speakers = {speaker_of(m["content"], "").lower() for m in live} - {""}
     by_topic: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     forms: dict[tuple[str, str, str, str], Counter[str]] = defaultdict(Counter)
-    for memory in live:
+    found = extract([said_text(m["content"]) for m in live]) if extract else [None] * len(live)
+    things = {stem(word) for said in found if said for name, kind in said
+              if kind in TOPIC_KINDS or kind in ENTITY_KINDS
+              for word in (name, *name.split())} if extract else None
+    for memory, said in zip(live, found, strict=True):
         speaker = speaker_of(memory["content"], "")
-        for topic_stem, form in _topics(memory, speakers).items():
+        names = [n for n, _ in named(said)] if said is not None else None
+        for topic_stem, form in topics(memory, speakers, names, things).items():
             key = (memory["tenant"], memory["user_id"], speaker, topic_stem)
             by_topic[key].append(memory)
             forms[key][form] += 1

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from memorose_dagster.memory import text
+from memorose_dagster.lexicon import STOPWORDS
+from memorose_dagster.memory import statements, text
 from memorose_dagster.memory.consolidate import said_text, speaker_of
 from memorose_dagster.memory.timeparse import Resolved, query_range
 
@@ -47,9 +48,41 @@ LAYER_FACTOR = {"L0": 0.9, "L1": 1.0, "L2": 1.0}
 FILLER_FACTOR = 0.2
 IN_RANGE_BOOST = 1.3  # "what did I do in May 2023?": memories dated inside the range
 GRAPH_BOOST = 1.1  # a memory linked to an entity the query names
+# "Where does Alice live now?": a memory stating a city answers it in whatever words it used
+# ("I signed a lease on a flat in Denver"), while the speaker's small talk matches the name.
+ATTRIBUTE_BOOST = 1.5
+# "What should I cook when Dana's family comes?": what the person said they like, need or cannot
+# have ("at home we only eat plant-based") answers a request for a suggestion in other words.
+PREFERENCE_BOOST = 1.3
+_SUGGESTION = re.compile(r"\b(should|suggest|recommend|could|would be a good|ideas?|plan|"
+                         r"bring|book|booking|gift|present)\b", re.IGNORECASE)
+_PREFERENCE = re.compile(r"\b(love|loves|hate|hates|prefer|prefers|rather|always|never|"
+                         r"can't stand|allergic|favou?rite|only eat|don't eat|for me|makes? me|"
+                         r"makes? my|gives? me|need|can't)\b", re.IGNORECASE)
 GRAPH_SEED = 0.3  # a linked memory neither index found starts at this share of the best match
 _TIME_QUESTION = re.compile(r"\b(when|what (year|month|day|date|time)|how long|since|until|"
                             r"before|after|ago|last (week|month|year))\b", re.IGNORECASE)
+
+
+def without_speakers(query: str, speakers: set[str]) -> str:
+    """The query for BM25 without the names of the people who speak in the history: "Ruth"
+    matches every turn Ruth said, and her shortest small talk ("Ticket to Ride mostly") beat
+    what answers "which festivals has Ruth been to?". The speaker boost still favours her turns.
+    The query as it was when nothing else would be left."""
+    kept = [w for w in re.findall(r"[\w'-]+", query)
+            if w.lower().removesuffix("'s").removesuffix("’s") not in speakers]
+    rest = [w for w in kept if w.lower() not in STOPWORDS]
+    return " ".join(kept) if rest else query
+
+
+def bm25_query(query: str, speakers: set[str]) -> str:
+    """What BM25 looks for. A question about an attribute of a person ("where does Alice live
+    now?") keeps the name, which holds her own statements in the pool, and gains the words a
+    change of that attribute is said with; any other question leaves the speakers' names out
+    (``without_speakers``)."""
+    if statements.asked(query):
+        return statements.expanded(query)
+    return without_speakers(query, speakers)
 
 
 def fuse(text_hits: Iterable[tuple[str, float]], vector_hits: Iterable[tuple[str, float]],
@@ -101,7 +134,8 @@ def superseded_factor(query: str) -> float:
 
 
 def _factors(candidate: Candidate, time_question: bool, query_words: frozenset[str],
-             about: Resolved | None, stale: float) -> dict[str, float]:
+             about: Resolved | None, stale: float, attributes: frozenset[str] = frozenset(),
+             suggestion: bool = False) -> dict[str, float]:
     """The multipliers the ranking applies to a candidate's fused score, by name (1.0 where
     one does not apply): what a retrieve with ``explain`` shows."""
     record = candidate.record
@@ -118,6 +152,9 @@ def _factors(candidate: Candidate, time_question: bool, query_words: frozenset[s
         "graph": GRAPH_BOOST if candidate.linked else 1.0,
         "speaker": SPEAKER_BOOST if query_words
         and speaker_of(record.get("content", ""), "").lower() in query_words else 1.0,
+        "attribute": ATTRIBUTE_BOOST if record.get("attribute") in attributes else 1.0,
+        "preference": PREFERENCE_BOOST if suggestion and candidate.layer != "L2"
+        and _PREFERENCE.search(said_text(record.get("content", ""))) else 1.0,
     }
 
 
@@ -127,7 +164,8 @@ def factors(candidate: Candidate, query: str, now: float | None = None) -> dict[
     words = frozenset(w.lower() for w in re.findall(r"[\w'-]+", query))
     about = query_range(query, time.time() if now is None else now)
     return _factors(candidate, bool(_TIME_QUESTION.search(query)), words, about,
-                    superseded_factor(query))
+                    superseded_factor(query), frozenset(statements.asked(query)),
+                    bool(_SUGGESTION.search(query)))
 
 
 def _prefer_recent(candidates: list[Candidate]) -> None:
@@ -151,13 +189,16 @@ def rank(candidates: list[Candidate], query: str, top_k: int,
     words = frozenset(w.lower() for w in re.findall(r"[\w'-]+", query))
     about = query_range(query, time.time() if now is None else now)
     stale = superseded_factor(query)
+    attributes = frozenset(statements.asked(query))
+    suggestion = bool(_SUGGESTION.search(query))
     # A raw event whose memory was superseded says the same old thing.
     outdated = {e for c in candidates if c.layer == "L1" and c.record.get("superseded_by")
                 for e in c.sources}
     for candidate in candidates:
         if candidate.layer == "L0" and candidate.id in outdated:
             candidate.record = {**candidate.record, "superseded_by": "memory"}
-        candidate.why = _factors(candidate, time_question, words, about, stale)
+        candidate.why = _factors(candidate, time_question, words, about, stale, attributes,
+                                 suggestion)
         candidate.score *= math.prod(candidate.why.values())
     if _NOW.search(query) and not _PAST.search(query):
         _prefer_recent(candidates)

@@ -82,3 +82,46 @@ def facts(statement: str) -> dict[str, str]:
                 if value and match.start() >= found.get(attribute, (-1, ""))[0]:
                     found[attribute] = (match.start(), value)
     return {attribute: value for attribute, (_, value) in found.items()}
+
+
+# How a question asks for an attribute's value ("where does she live now?": city). A memory that
+# states a value of the attribute asked about answers it, whatever words it used ("I signed a
+# lease on a flat in Denver").
+ASKED: dict[str, re.Pattern[str]] = {
+    "city": re.compile(r"\b(?:live[sd]?|living|based|city|town|move[sd]?|moving|reside)\b",
+                       re.IGNORECASE),
+    "job": re.compile(r"\b(?:work(?:s|ing)? (?:as|for|at)|do for (?:work|a living)|job|role|"
+                      r"career|profession|employer|company does)\b", re.IGNORECASE),
+    "partner": re.compile(r"\b(?:partner|dating|boyfriend|girlfriend|husband|wife|married|"
+                          r"seeing|relationship|(?:who|whom) is \w+ with)\b", re.IGNORECASE),
+    "diet": re.compile(r"\b(?:diet|eats?|eating|vegan|vegetarian)\b", re.IGNORECASE),
+    "car": re.compile(r"\b(?:car|drives?|driving)\b", re.IGNORECASE),
+    "commute": re.compile(r"\b(?:commute|get to work|get to the office)\b", re.IGNORECASE),
+    "school": re.compile(r"\b(?:university|college|school|stud(?:y|ies|ying)|attend)\b",
+                         re.IGNORECASE),
+}
+
+
+def asked(question: str) -> set[str]:
+    """The attributes a question asks about."""
+    return {attribute for attribute, pattern in ASKED.items() if pattern.search(question)}
+
+
+# The words a change of each attribute is said with (the phrasings above): added to the BM25 query
+# of a question about the attribute, so the statement of a new value matches it ("Where does
+# Alice live now?" finds "I signed a lease on a flat in Denver").
+SAID_WITH = {
+    "city": "moved relocated lease flat apartment house living based",
+    "job": "hired job promoted started working joined",
+    "partner": "boyfriend girlfriend partner husband wife seeing dating",
+    "diet": "vegetarian vegan pescatarian eat",
+    "car": "drive car bought sold",
+    "commute": "bike train bus walk drive",
+    "school": "university college transferred studying",
+}
+
+
+def expanded(question: str) -> str:
+    """The question with the words its asked attributes are said with."""
+    extra = " ".join(SAID_WITH[a] for a in sorted(asked(question)))
+    return f"{question} {extra}" if extra else question

@@ -11,9 +11,9 @@ import numpy as np
 
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
-from memorose_dagster.memory import graph
-from memorose_dagster.memory.consolidate import first_memory_id
-from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, fuse, rank
+from memorose_dagster.memory import graph, relevance, statements
+from memorose_dagster.memory.consolidate import first_memory_id, speaker_of
+from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, bm25_query, fuse, rank
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.records import KIND_OF_LAYER, record_id, unpack
@@ -44,6 +44,7 @@ class QueryVectors:
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return vector
+SPEAKER_PROBE = 5  # memories looked at to tell a speaker from someone spoken about
 
 
 class Retriever:
@@ -85,8 +86,9 @@ class Retriever:
         the ranking applied to it (``score`` = ``fused`` x the factors)."""
         pool = max(3 * top_k, 30)
         named = self.named_entities(tenant, user_id, query)
-        text_hits = self._indexer.fulltext.search(query, tenant, user_id, pool, stream_id,
-                                                  layers)
+        speakers = set() if statements.asked(query) else self.speakers(tenant, named)
+        text_hits = self._indexer.fulltext.search(bm25_query(query, speakers), tenant, user_id,
+                                                  pool, stream_id, layers)
         query_vector = self._query_vector(query)
         vector_hits = self._indexer.vectors.search(query_vector, tenant, user_id, pool,
                                                    stream_id, layers)
@@ -116,23 +118,33 @@ class Retriever:
             candidates.append(Candidate(rid, layer_of[rid], record, score, frozenset(sources),
                                         linked=rid in linked))
         fused_scores = {c.id: c.score for c in candidates}
-        ranked = rank(candidates, query, top_k)
+        cosine = {h.id: h.similarity for h in vector_hits}
+        speakers |= {speaker_of(c.record.get("content", ""), "").lower() for c in candidates}
+        ranked = rank(candidates, query, top_k + 1)  # one more: the margin below the best
+        wanted = relevance.terms(query, speakers)
+        signals = relevance.features(
+            [c.score for c in ranked], [cosine.get(c.id, 0.0) for c in ranked],
+            [relevance.coverage(wanted, c.record.get("content", "")) for c in ranked])[:top_k]
+        ranked = ranked[:top_k]
         sources = self.provenances(tenant, [[c.record["event_id"]] if c.layer == "L0"
                                             else c.record["source_event_ids"] for c in ranked])
         results = [self._result(c.layer, c.record, c.score, provenance)
                    for c, provenance in zip(ranked, sources, strict=True)]
+        for result, signal in zip(results, signals, strict=True):
+            result["relevance"] = round(relevance.relevance(*signal), 4)
         if explain:
             text_part = dict(fuse(((h.id, h.score) for h in text_hits), ()))
             vector_part = dict(fuse((), ((h.id, h.similarity) for h in vector_hits)))
             bm25 = {h.id: h.score for h in text_hits}
-            cosine = {h.id: h.similarity for h in vector_hits}
-            for result, c in zip(results, ranked, strict=True):
+            for result, c, signal in zip(results, ranked, signals, strict=True):
                 graph_role = "expanded" if c.id in expanded else "linked" if c.linked else None
                 result["why"] = {
                     "bm25": bm25.get(c.id), "text": text_part.get(c.id, 0.0),
                     "vector": cosine.get(c.id), "vector_part": vector_part.get(c.id, 0.0),
                     "graph": graph_role, "fused": fused_scores[c.id],
-                    "factors": c.why, "score": c.score}
+                    "factors": c.why, "score": c.score,
+                    "relevance": dict(zip(("coverage", "cosine", "share", "margin"), signal,
+                                          strict=True))}
         return results
 
     def _first_memories(self, tenant: str, events: list[tuple[str, dict[str, Any]]],
@@ -154,6 +166,15 @@ class Retriever:
         wanted = [keys.derived("entity", tenant, graph.entity_id(tenant, user_id, name))
                   for name in graph.query_names(query)]
         return [unpack(raw) for raw in self._store.get_raw_many(wanted) if raw is not None]
+
+    def speakers(self, tenant: str, named: list[dict[str, Any]]) -> set[str]:
+        """The named entities that are people speaking in the history: their name opens turns
+        ("Alice: ..."), seen in the first few memories they are linked to."""
+        probes = [(entity["name"].lower(), memory_id) for entity in named
+                  for memory_id in entity.get("memory_ids", [])[:SPEAKER_PROBE]]
+        memories = self.records(tenant, [("L1", memory_id) for _, memory_id in probes])
+        return {name for (name, _), memory in zip(probes, memories, strict=True)
+                if memory and speaker_of(memory["content"], "").lower() == name}
 
     def linked_memories(self, tenant: str, user_id: str, query: str) -> set[str]:
         """L1 memories linked in the graph to the specific entities the query names."""
