@@ -190,15 +190,16 @@ class History:
             return statement(attribute, p.facts[attribute], rng)
         return rng.choice(EVERYDAY).format(**slots)
 
-    def questions(self, n: int, seed: int = 11,
-                  asked: set[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    def questions(self, n: int, seed: int = 11, asked: set[tuple[str, str]] | None = None,
+                  user: int | None = None) -> list[tuple[str, str]]:
         """(user_id, question): ``n`` distinct real-length questions about facts, hobbies and
-        people, none of them in ``asked`` (which they are added to)."""
+        people (of the ``user``-th user only, if given), none of them in ``asked`` (which they
+        are added to)."""
         rng = random.Random(seed)
         asked = set() if asked is None else asked
         out: list[tuple[str, str]] = []
         while len(out) < n:
-            p = rng.choice(self.personas)
+            p = rng.choice(self.personas) if user is None else self.personas[user]
             friend, hobby = rng.choice(p.friends), rng.choice(p.hobbies)
             question = rng.choice(("", "Quick question: ", "Remind me, ", "Do you know ")) + \
                 rng.choice((

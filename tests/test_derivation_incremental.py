@@ -183,3 +183,27 @@ def test_candidates_find_every_merge_and_supersede_a_full_scan_finds(tmp_path, e
         assert forgotten
     finally:
         node.close()
+
+
+def test_two_near_duplicate_word_sets_always_share_a_prefix_token():
+    """The prefix filter behind the merge candidates never misses a pair the consolidator
+    would merge (Jaccard >= NEAR_DUPLICATE)."""
+    import random
+
+    from memorose_dagster.node.candidates import near_duplicates, prefix
+
+    rng = random.Random(1)
+    vocab = [f"w{i}" for i in range(40)]
+    checked = 0
+    for _ in range(20_000):
+        a = frozenset(rng.sample(vocab, rng.randint(4, 25)))
+        b = set(a)
+        for _ in range(rng.randint(0, 3)):
+            if rng.random() < 0.5 and len(b) > 1:
+                b.discard(rng.choice(sorted(b)))
+            else:
+                b.add(rng.choice(vocab))
+        if len(b) >= 4 and near_duplicates(a, frozenset(b)):
+            checked += 1
+            assert set(prefix(a)) & set(prefix(frozenset(b))), (a, b)
+    assert checked > 1000

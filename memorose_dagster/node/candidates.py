@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -55,11 +56,17 @@ def traits_of(content: str, user_id: str, sources: Iterable[str] = ()) -> Traits
                   bool(claims(content, user_id)), tuple(sources))
 
 
+def _rank(word: str) -> int:
+    return zlib.crc32(word.encode())
+
+
 def prefix(words: frozenset[str]) -> list[str]:
     """The tokens two word sets with Jaccard >= NEAR_DUPLICATE must share one of (a longer
-    prefix than the bound needs: floor, not ceil, is safe against rounding)."""
+    prefix than the bound needs: floor, not ceil, is safe against rounding). The global order
+    is a hash, not the alphabet: alphabetically a speaker's name or "about" led every prefix
+    and made every memory a candidate for every probe (1M checks a run at 30k events)."""
     n = len(words)
-    return sorted(words)[:n - math.floor(NEAR_DUPLICATE * n) + 1]
+    return sorted(words, key=_rank)[:n - math.floor(NEAR_DUPLICATE * n) + 1]
 
 
 def near_duplicates(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -84,7 +91,9 @@ class Probes:
             return True
         if len(traits.words) < MIN_JACCARD_WORDS:
             return False
-        return any(near_duplicates(traits.words, probe)
+        n = len(traits.words)
+        return any(min(n, len(probe)) >= NEAR_DUPLICATE * max(n, len(probe)) - 1e-9
+                   and near_duplicates(traits.words, probe)  # sizes first: J <= min / max
                    for token in prefix(traits.words) for probe in self.by_token.get(token, ()))
 
 
