@@ -211,17 +211,26 @@ def _order(memory: Memory) -> tuple[float, str]:
 
 def _duplicate_of(memory: Memory, kept: dict[str, Memory],
                   words: dict[str, frozenset[str]]) -> Memory | None:
-    mine = words.setdefault(memory.id, frozenset(text.content_words(memory.content)))
+    mine = _content_words(memory, words)
     for other in kept.values():
         if other.id == memory.id or _order(other) > _order(memory):
             continue
-        theirs = words.setdefault(other.id, frozenset(text.content_words(other.content)))
+        theirs = _content_words(other, words)
         if len(mine) >= 4 and len(theirs) >= 4:
             if len(mine & theirs) / len(mine | theirs) >= NEAR_DUPLICATE:
                 return other
         elif _normalized(other.content) == _normalized(memory.content):
             return other
     return None
+
+
+def _content_words(memory: Memory, words: dict[str, frozenset[str]]) -> frozenset[str]:
+    """A memory's content words, computed once per run (``setdefault`` evaluated its default,
+    the tokenizing, on every comparison of a new memory with a kept one)."""
+    found = words.get(memory.id)
+    if found is None:
+        found = words[memory.id] = frozenset(text.content_words(memory.content))
+    return found
 
 
 def _supersede(memories: dict[str, Memory]) -> list[Memory]:
