@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-import httpx
+from memorose_dagster.cli.admin_http import admin_request
 
 
 def cluster_admin(action: str, urls: str, address: str) -> int:
     """``cluster status|add|remove`` over HTTP, trying each URL until one answers."""
-    key = os.environ.get("MEMOROSE_ADMIN_KEY", "")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     method, path, body = {
         "status": ("GET", "/api/v1/cluster/status", None),
         "add": ("POST", "/api/v1/admin/cluster/members", {"address": address}),
         "remove": ("DELETE", f"/api/v1/admin/cluster/members/{address}",
                    None)}[action]
-    failures = []
-    for url in filter(None, (u.strip().rstrip("/") for u in urls.split(","))):
-        try:
-            response = httpx.request(method, url + path, json=body, headers=headers, timeout=60)
-        except httpx.TransportError as exc:
-            failures.append(f"{url}: {exc}")
-            continue
-        if response.status_code == 503:
-            failures.append(f"{url}: {response.text}")
-            continue
-        data = response.json()
-        print(_members_table(data) if action == "status" and response.is_success
-              else json.dumps(data, indent=2))
-        return 0 if response.is_success else 1
-    print("no node could answer:\n  " + "\n  ".join(failures), file=sys.stderr)
-    return 1
+    response, failures = admin_request(method, path, body, urls)
+    if response is None:
+        print("no node could answer:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    data = response.json()
+    print(_members_table(data) if action == "status" and response.is_success
+          else json.dumps(data, indent=2))
+    return 0 if response.is_success else 1
 
 
 def _members_table(status: dict) -> str:

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-import httpx
+from memorose_dagster.cli.admin_http import admin_request
 
 COLUMNS = ("key_id", "tenant", "read_only", "name", "created_at", "revoked")
 
@@ -24,29 +24,19 @@ def keys_command(args: argparse.Namespace) -> int:
         "list": ("GET", "/api/v1/admin/keys", None),
         "revoke": ("DELETE", f"/api/v1/admin/keys/{getattr(args, 'key_id', '')}", None),
     }[args.action]
-    key = os.environ.get("MEMOROSE_ADMIN_KEY", "")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    failures = []
-    for url in filter(None, (u.strip().rstrip("/") for u in args.url.split(","))):
-        try:
-            response = httpx.request(method, url + path, json=body, headers=headers, timeout=60)
-        except httpx.TransportError as exc:
-            failures.append(f"{url}: {exc}")
-            continue
-        if response.status_code == 503:
-            failures.append(f"{url}: {response.text}")
-            continue
-        data = response.json()
-        if not response.is_success:
-            print(f"memorose keys {args.action}: HTTP {response.status_code}: "
-                  f"{data.get('error', {}).get('message', response.text)}", file=sys.stderr)
-            return 1
-        if args.action == "create":
-            print("the secret is shown this once; the node keeps only its hash", file=sys.stderr)
-        print(_table(data["keys"]) if args.action == "list" else json.dumps(data, indent=2))
-        return 0
-    print("no node could answer:\n  " + "\n  ".join(failures), file=sys.stderr)
-    return 1
+    response, failures = admin_request(method, path, body, args.url)
+    if response is None:
+        print("no node could answer:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    data = response.json()
+    if not response.is_success:
+        print(f"memorose keys {args.action}: HTTP {response.status_code}: "
+              f"{data.get('error', {}).get('message', response.text)}", file=sys.stderr)
+        return 1
+    if args.action == "create":
+        print("the secret is shown this once; the node keeps only its hash", file=sys.stderr)
+    print(_table(data["keys"]) if args.action == "list" else json.dumps(data, indent=2))
+    return 0
 
 
 def _table(keys: list[dict[str, Any]]) -> str:

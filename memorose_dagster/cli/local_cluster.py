@@ -25,13 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from memorose_dagster.cli.admin_http import admin_headers
 from memorose_dagster.cli.up import stop_requested
-
-
-def admin_headers() -> dict[str, str]:
-    """Status and digests need the admin key on a node with keys (MEMOROSE_ADMIN_KEY)."""
-    key = os.environ.get("MEMOROSE_ADMIN_KEY", "")
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 @dataclass(frozen=True)
