@@ -119,9 +119,8 @@ class ServedNode:
     url: str
 
 
-@pytest.fixture
-def served_node(node: Node) -> Iterator[ServedNode]:
-    """``node`` behind uvicorn on a loopback port, in a thread: real HTTP, inspectable node."""
+def serve_over_http(node: Node) -> Iterator[str]:
+    """``node`` behind uvicorn on a loopback port, in a thread; yields its URL, then stops."""
     import threading
 
     import uvicorn
@@ -132,6 +131,13 @@ def served_node(node: Node) -> Iterator[ServedNode]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, what="uvicorn started")
-    yield ServedNode(node, f"http://127.0.0.1:{port}")
+    yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def served_node(node: Node) -> Iterator[ServedNode]:
+    """``node`` behind uvicorn on a loopback port, in a thread: real HTTP, inspectable node."""
+    for url in serve_over_http(node):
+        yield ServedNode(node, url)

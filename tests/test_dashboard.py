@@ -7,7 +7,6 @@ import math
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +14,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
-import uvicorn
-from conftest import free_port, make_settings, wait_until
+from conftest import make_settings, serve_over_http
 from starlette.testclient import TestClient
 
 from api import create_app
@@ -247,15 +245,7 @@ def chromium_or_skip() -> Path:
 
 @pytest.fixture(scope="module")
 def served(keyed_node: Node) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node=keyed_node), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="uvicorn started")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from serve_over_http(keyed_node)
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-import uvicorn
-from conftest import free_port, make_settings, wait_until
+from conftest import make_settings, serve_over_http
 from test_audit import OTHER
 from test_lake import derive, ingest
 from test_pipeline_in_process import FACTS
 
-from api import create_app
 from memorose_client import MemoroseClient
 from memorose_dagster.cli import main
 from memorose_dagster.lake.archive import ArchiveError
@@ -31,15 +28,8 @@ QUERIES = ["where does Maria work", "dog", "hiking on Sunday", "Lisbon", "music 
 def fresh(tmp_path, embedder):
     node = Node(make_settings(tmp_path / "fresh"), embedder=embedder)
     node.wait_ready()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node=node), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="uvicorn started")
-    yield node, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    for url in serve_over_http(node):
+        yield node, url
     node.close()
 
 

@@ -5,19 +5,16 @@ admin key alone, is refused before anything is imported."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from conftest import free_port, make_settings, wait_until
+from conftest import make_settings, serve_over_http
 from test_audit import OTHER
 from test_export import QUERIES
 from test_lake import derive
 from test_pipeline_in_process import FACTS
 
-from api import create_app
 from memorose_client import MemoroseClient
 from memorose_dagster.cli import main
 from memorose_dagster.lake.in_process import LakeNodeClient
@@ -32,15 +29,8 @@ ADMIN_B, KEY_B, KEY_OTHER = ("admin-of-b-0123456789abcdef", "key-globex-01234567
 def serve(home: Path, embedder, **settings) -> Iterator[tuple[Node, str]]:
     node = Node(make_settings(home, **settings), embedder=embedder)
     node.wait_ready()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node=node), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="uvicorn started")
-    yield node, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    for url in serve_over_http(node):
+        yield node, url
     node.close()
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
-from conftest import free_port, make_settings, wait_until
+from conftest import free_port, make_settings, serve_over_http, wait_until
 from starlette.testclient import TestClient
 
 from api import create_app
@@ -232,15 +230,7 @@ def test_an_open_node_makes_no_keys_without_an_admin_key(client):
 
 @pytest.fixture
 def served_keyed(keyed_node) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node=keyed_node), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="uvicorn started")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from serve_over_http(keyed_node)
 
 
 def test_cli_makes_lists_and_revokes_keys(served_keyed, env, capsys):
