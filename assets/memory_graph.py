@@ -11,6 +11,7 @@ from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource
+from memorose_dagster.records import Tombstone
 
 
 @dg.asset(key=keys.MEMORY_GRAPH, deps=[keys.L1_MEMORIES], partitions_def=PARTITIONS,
@@ -20,25 +21,33 @@ def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
                  cluster: ClusterResource) -> dg.MaterializeResult:
     """Entities (people, places, things) named in the memories of the users this run touches,
     with `mentioned_in` edges to memories and weighted `co_occurs` edges between entities, each
-    edge naming the events it rests on. Ids are stable: reruns update, never duplicate."""
+    edge naming the events it rests on. Ids are stable: reruns update, never duplicate; what the
+    users' memories no longer name (or named under ids of an older derivation) is retired."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
     coming, memories, later = users_coming(config, cluster), [], 0
+    stored: list[tuple[str, dict]] = []
     for tenant, user in users_of(events):
-        if deferred((tenant, user), coming, cluster.records("entity", tenant, user),
-                    config.until):
+        before = cluster.records("entity", tenant, user)
+        if deferred((tenant, user), coming, before, config.until):
             later += 1
             continue
         memories += cluster.records("l1", tenant, user)
+        stored += [("entity", e) for e in before]
+        stored += [("relation", r) for r in cluster.records("relation", tenant, user)]
     entities, relations = build_graph(memories, entity_extractor())
-    cluster.commit([e.to_dict() for e in entities] + [r.to_dict() for r in relations])
+    fresh = {(r.tenant, r.id) for r in (*entities, *relations)}
+    retired = [Tombstone(tenant=old["tenant"], target_kind=kind, target_id=old["id"],
+                         reason="no longer named").to_dict()
+               for kind, old in stored if (old["tenant"], old["id"]) not in fresh]
+    cluster.commit([e.to_dict() for e in entities] + [r.to_dict() for r in relations] + retired)
     known = {e.id for e in entities} | {m["id"] for m in memories}
     dangling = [r.id for r in relations if r.source not in known or r.target not in known]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(memories), len(entities) + len(relations),
                                    time.perf_counter() - started),
                   "entities": len(entities), "relations": len(relations),
-                  "users_deferred": later},
+                  "retired": len(retired), "users_deferred": later},
         check_results=[dg.AssetCheckResult(check_name=keys.GRAPH_EDGES_RESOLVE,
                                            passed=not dangling,
                                            metadata={"dangling_edges": len(dangling)})])

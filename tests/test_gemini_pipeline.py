@@ -65,7 +65,7 @@ def test_gemini_facts_become_memories_and_updates_supersede(gemini_node):
     served, fake = gemini_node
     ids = ingest(served.url, ["I live in Porto", "Big news: I moved to Lisbon!"])
     dg.materialize([l0_events], resources=resources(served.url), partition_key=TODAY)
-    porto_id = stable_id("l1", "default", ids[0], "ana", "city")
+    porto_id = stable_id("l1", ids[0], "ana", "city")
     fake.reply_json({"facts": [fact("Porto", ids[0], "Ana lives in Porto."),
                                fact("Lisbon", ids[1], "Ana moved to Lisbon.")]}, USAGE)
     fake.reply_json({"decisions": [{"action": "UPDATE", "memory_id": porto_id,

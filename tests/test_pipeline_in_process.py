@@ -82,3 +82,26 @@ def test_the_sensor_moves_its_cursor_past_a_long_stretch_without_events(node):
         raise AssertionError("no run requested for the event after the access flushes")
     after, until = map(int, result.run_requests[0].run_key.split("-")[1:])
     assert first < after < later <= until
+
+
+def test_the_graph_retires_entities_and_edges_no_memory_names_any_more(node):
+    """A graph written under another recipe (an older derivation's ids) or naming what a
+    forget removed is not left behind: a rerun retires what it no longer derives."""
+    from memorose_dagster.records import Entity, Relation
+
+    ingest(node)
+    resources = {"cluster": InProcessClusterResource.for_node(node), "model": ModelResource()}
+    stale = Entity(id="ent_old_recipe", tenant="default", user_id="user_1", name="Lisbon",
+                   entity_type="place")
+    edge = Relation(id="rel_old_recipe", tenant="default", user_id="user_1",
+                    source="ent_old_recipe", target="ent_old_recipe", relation="co_occurs")
+    node.submit([stale.to_dict(), edge.to_dict()])
+    assert dg.materialize(MEMORY_ASSETS, resources=resources, partition_key=TODAY).success
+    entities = node.user_records("entity", "default", "user_1")
+    relations = node.user_records("relation", "default", "user_1")
+    assert "Lisbon" in {e["name"] for e in entities} and relations
+    assert "ent_old_recipe" not in {e["id"] for e in entities}
+    assert "rel_old_recipe" not in {r["id"] for r in relations}
+    known = {e["id"] for e in entities} | {m["id"] for m in node.user_records("l1", "default",
+                                                                             "user_1")}
+    assert all(r["source"] in known and r["target"] in known for r in relations)

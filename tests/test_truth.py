@@ -109,7 +109,7 @@ def test_a_raw_event_finds_its_first_memory():
 
     evs = events("Alice: I live in Seattle, right by Green Lake.")
     (memory,) = derive(evs).values()
-    assert memory.id == first_memory_id("t", evs[0]["event_id"])
+    assert memory.id == first_memory_id(evs[0]["event_id"])
 
 
 def test_relative_dates_said_in_passing():

@@ -27,7 +27,8 @@ from memorose_dagster.ids import stable_id
 from memorose_dagster.memory import statements, text, timeparse
 from memorose_dagster.records import Memory
 
-DERIVATION = "local-v4"  # v4: statements, supersede wherever copied, filler out, spaCy entities
+DERIVATION = "local-v5"  # v4: statements, supersede wherever copied, filler out, spaCy entities;
+# v5: derived ids without the tenant
 NOISE_BITS = 1.5  # information() of "ok thanks" is 0, "see you" 1, a short real fact >= 3
 NEAR_DUPLICATE = 0.9
 CONTEXT_CHARS = 400
@@ -135,9 +136,11 @@ def atoms(said: str) -> list[str]:
     return parts or [said]
 
 
-def first_memory_id(tenant: str, event_id: str) -> str:
-    """The id of the first statement's memory of an event (the local consolidator's)."""
-    return stable_id("l1", tenant, event_id, "0")
+def first_memory_id(event_id: str) -> str:
+    """The id of the first statement's memory of an event (the local consolidator's). Derived
+    ids leave the tenant out (keys are tenant-scoped): a tenant's memory imported into another
+    derives the same ids there, so lookups by recipe and reruns find what was imported."""
+    return stable_id("l1", event_id, "0")
 
 
 def memories_for(event: dict[str, Any], context: str,
@@ -164,8 +167,8 @@ def memories_for(event: dict[str, Any], context: str,
         stated = claims(content, event["user_id"])
         subject, attribute, value, _ = stated[0] if stated else ("", "", "", True)
         memories.append(Memory(
-            id=first_memory_id(event["tenant"], event["event_id"]) if index == 0
-            else stable_id("l1", event["tenant"], event["event_id"], str(index)),
+            id=first_memory_id(event["event_id"]) if index == 0
+            else stable_id("l1", event["event_id"], str(index)),
             tenant=event["tenant"], user_id=event["user_id"], stream_id=event["stream_id"],
             content=shown, source_event_ids=sources,
             importance=importance(content, bool(resolved)), keywords=text.keywords(part),

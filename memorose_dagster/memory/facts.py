@@ -34,7 +34,7 @@ def memory_from_fact(fact: Any, events: dict[str, dict[str, Any]], model: str) -
     sources = sorted(fact.source_event_ids)
     valid_from = _when(fact.time) or first["timestamp"]
     return Memory(
-        id=stable_id("l1", first["tenant"], ",".join(sources), fact.subject.lower(),
+        id=stable_id("l1", ",".join(sources), fact.subject.lower(),
                      fact.attribute.lower()),
         tenant=first["tenant"], user_id=first["user_id"], stream_id=first["stream_id"],
         content=fact.text + (f" [{fact.time}]" if fact.time else ""), source_event_ids=sources,

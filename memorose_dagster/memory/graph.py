@@ -18,8 +18,9 @@ Extract = Callable[[list[str]], list[list[Mention]]]
 ENTITY_KINDS = ("person", "organisation", "place", "thing")
 
 
-def entity_id(tenant: str, user_id: str, name: str) -> str:
-    return stable_id("ent", tenant, user_id, name.lower())
+def entity_id(user_id: str, name: str) -> str:
+    """Without the tenant, as every derived id (see ``consolidate.first_memory_id``)."""
+    return stable_id("ent", user_id, name.lower())
 
 
 _ORG_WORDS = ("Inc", "Corp", "Company", "University", "College", "School", "Bank", "Agency",
@@ -110,30 +111,31 @@ def build_graph(memories: list[dict[str, Any]], extract: Extract | None = None,
             votes[key][kind] += 1
     types = {key: _vote(counts) for key, counts in votes.items()}
     canonical = _aliases(names, types)
-    entities: dict[str, Entity] = {}
-    relations: dict[str, Relation] = {}
+    # keyed by (tenant, id): ids leave the tenant out, and a run may hold several tenants
+    entities: dict[tuple[str, str], Entity] = {}
+    relations: dict[tuple[str, str], Relation] = {}
     for memory, said in zip(memories, found, strict=True):
         tenant, user = memory["tenant"], memory["user_id"]
         ids = []
         for name, _ in said:
             key = canonical.get(name.lower(), name.lower())
-            eid = entity_id(tenant, user, key)
-            entity = entities.setdefault(eid, Entity(
+            eid = entity_id(user, key)
+            entity = entities.setdefault((tenant, eid), Entity(
                 id=eid, tenant=tenant, user_id=user, name=names[key],
                 entity_type=types[key],
                 aliases=sorted(names[a] for a, full in canonical.items() if full == key)))
             entity.memory_ids = sorted({*entity.memory_ids, memory["id"]})
             ids.append(eid)
             rid = stable_id("rel", eid, "mentioned_in", memory["id"])
-            relations[rid] = Relation(
+            relations[tenant, rid] = Relation(
                 id=rid, tenant=tenant, user_id=user, source=eid, target=memory["id"],
                 relation="mentioned_in", timestamp=memory.get("valid_from") or 0.0,
                 source_event_ids=list(memory["source_event_ids"]))
         for a, b in combinations(sorted(set(ids)), 2):
             rid = stable_id("rel", a, "co_occurs", b)
-            edge = relations.get(rid)
+            edge = relations.get((tenant, rid))
             if edge is None:
-                relations[rid] = Relation(
+                relations[tenant, rid] = Relation(
                     id=rid, tenant=tenant, user_id=user, source=a, target=b,
                     relation="co_occurs", weight=1.0, timestamp=memory.get("valid_from") or 0.0,
                     source_event_ids=list(memory["source_event_ids"]))

@@ -115,7 +115,7 @@ def derive_insights(memories: list[dict[str, Any]], extract: Extract | None = No
         content = f"{head}: " + "; ".join(quote(m, topic_stem, speaker) for m in members)
         context = " ".join(own_text(m["content"]) for m in members)
         insights.append(Insight(
-            id=stable_id("l2", tenant, user, "topic", speaker.lower(), topic_stem),
+            id=stable_id("l2", user, "topic", speaker.lower(), topic_stem),
             tenant=tenant, user_id=user, topic=topic, content=content, context=context,
             member_ids=sorted(m["id"] for m in members),
             source_event_ids=sorted({e for m in members for e in m["source_event_ids"]}),

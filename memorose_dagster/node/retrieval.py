@@ -150,7 +150,7 @@ class Retriever:
     def _first_memories(self, tenant: str, events: list[tuple[str, dict[str, Any]]],
                         ) -> dict[str, dict[str, Any]]:
         """Event id -> the L1 memory of its first statement, where there is one."""
-        found = self.records(tenant, [("L1", first_memory_id(tenant, rid)) for rid, _ in events])
+        found = self.records(tenant, [("L1", first_memory_id(rid)) for rid, _ in events])
         return {rid: first for (rid, _), first in zip(events, found, strict=True)
                 if first is not None}
 
@@ -163,7 +163,7 @@ class Retriever:
 
     def named_entities(self, tenant: str, user_id: str, query: str) -> list[dict[str, Any]]:
         """The graph's entities that the query names (any 1-3 word run of it)."""
-        wanted = [keys.derived("entity", tenant, graph.entity_id(tenant, user_id, name))
+        wanted = [keys.derived("entity", tenant, graph.entity_id(user_id, name))
                   for name in graph.query_names(query)]
         return [unpack(raw) for raw in self._store.get_raw_many(wanted) if raw is not None]
 
