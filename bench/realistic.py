@@ -304,13 +304,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", default="", help="write a cProfile of the runs here")
+    parser.add_argument("--keep", default="", help="build the store in this (new) directory "
+                        "and keep it, e.g. to profile retrieve over it afterwards")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(header("realistic"), flush=True)
-    root = Path(tempfile.mkdtemp(prefix="memorose-realistic-"))
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="memorose-realistic-"))
+    root.mkdir(parents=True, exist_ok=True)
     node = NodeProcess(root / "node", root / "node.log")
     rows: list[Row] = []
     failed = None
@@ -333,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_code = node.stop()
         problems = node.problems()
         tail = node.tail()
-        shutil.rmtree(root, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     if failed is not None:
         print(format_table(rows))
         print(f"bench failed: {failed}\n--- node log tail ---\n{tail}", file=sys.stderr)

@@ -6,7 +6,8 @@ that changed: the current value must come first, the old one stay reachable), pr
 indirectly, facts spread over sessions, questions about time (relative dates resolved against
 the day they were said), deletion (a forgotten fact must never come back) and questions the
 history cannot answer (a calibrated score should tell them apart). The scenarios were written for
-this benchmark, not taken from any dataset; ``split: check`` scenarios are held out from tuning.
+this benchmark, not taken from any dataset; ``split: check`` scenarios are held out from
+tuning, and ``split: fresh`` ones were written after the last change and measured as they came.
 
 A node is started on 127.0.0.1, every turn is ingested over HTTP (metadata ``dia_id`` =
 ``scenario:session.turn``), some events are forgotten, the pipeline runs (dg.materialize with a
@@ -14,7 +15,7 @@ ClusterResource over HTTP), more are forgotten, the pipeline runs again, and eve
 asked through ``POST /api/v1/retrieve`` and ``POST /api/v1/context``. Plain BM25 over single
 turns (Tantivy, built in this process) is the baseline, in the same run.
 
-    python bench/semantics.py [--split tune|check|all] [--scenarios DIR] [--fit] [--show N]
+    python bench/semantics.py [--split tune|check|fresh|all] [--scenarios DIR] [--fit] [--show N]
 
 Scenario format: ``== id category split`` starts a scenario, ``@ YYYY-MM-DD HH:MM`` a session,
 ``Speaker: text`` is a turn, ``? kind question | +S.T key | -S.T key | date=...`` a question with
@@ -385,7 +386,7 @@ def evaluate(scenarios: list[Scenario], url: str, tmp: str, show: int = 0,
     print(f"semantics: {len(scenarios)} scenarios, {len(events)} turns, {questions} questions; "
           f"pipeline {pipeline_s:.1f}s; leaks of forgotten facts: before the pipeline "
           f"{leaks_raw}, after it {leaks_derived}, forgotten after it {leaks_after_forget}")
-    for split in ("tune", "check", "all"):
+    for split in ("tune", "check", "fresh", "all"):
         part = [s for s in scenarios if split == "all" or s.split == split]
         if not part:
             continue
@@ -411,7 +412,7 @@ def evaluate(scenarios: list[Scenario], url: str, tmp: str, show: int = 0,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", default="all", choices=("tune", "check", "all"))
+    parser.add_argument("--split", default="all", choices=("tune", "check", "fresh", "all"))
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS)
     parser.add_argument("--show", type=int, default=0, help="print each question's top N")
     parser.add_argument("--fit", action="store_true",

@@ -59,3 +59,29 @@ def test_what_they_like_answers_a_request_for_a_suggestion():
     assert diet.why["preference"] > 1.0 and chat.why["preference"] == 1.0
     chat.score, diet.score = 1.0, 0.85
     assert [c.id for c in rank([chat, diet], "What did Dana make?", 2)] == ["a", "b"]
+
+
+def test_a_preference_sharing_no_word_with_the_request_is_lifted_into_the_top_three():
+    chat = [memory(f"c{i}", f"Lena: {text}") for i, text in enumerate((
+        "Hi! Mostly planning my week, and maybe some recipes.",
+        "Anything quick, I don't have much time on weeknights.",
+        "Probably a quiet few days, some board games and long lunches.",
+        "Ticket to Ride mostly, my friends get very competitive."))]
+    peanuts = memory("p", "Lena: Peanuts put me in hospital once, so I read every label twice.")
+    likes = [memory(f"l{i}", f"Lena: I love {thing}.") for i, thing in enumerate(
+        ("jazz", "tennis", "Lisbon", "sushi"))]
+    for c, score in zip(chat, (1.0, 0.9, 0.8, 0.7), strict=True):
+        c.score = score
+    peanuts.score = 0.2
+    for i, c in enumerate(likes):
+        c.score = 0.01 * (i + 1)
+    found = [c.id for c in rank([*chat, peanuts, *likes],
+                                "What snacks can I bring to the picnic with Lena?", 10)]
+    assert "p" in found[:3]
+    lifted = [c.id for c in [*chat, peanuts, *likes] if "preference_seed" in c.why]
+    assert len(lifted) == 3 and "p" in lifted  # the best few, not every like she ever said
+    for c, score in zip(chat, (1.0, 0.9, 0.8, 0.7), strict=True):
+        c.score = score
+    peanuts.score = 0.2
+    plain = [c.id for c in rank([*chat, peanuts], "What did Lena say about her week?", 5)]
+    assert plain.index("p") == 4  # not a request for a suggestion: ranked as it matched

@@ -13,7 +13,16 @@ from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory import graph, relevance, statements
 from memorose_dagster.memory.consolidate import first_memory_id, speaker_of
-from memorose_dagster.memory.rank import GRAPH_SEED, Candidate, bm25_query, fuse, rank
+from memorose_dagster.memory.rank import (
+    GRAPH_SEED,
+    PREFERENCE_POOL,
+    Candidate,
+    asks_for_suggestion,
+    bm25_query,
+    fuse,
+    rank,
+    wants_current,
+)
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.records import KIND_OF_LAYER, record_id, unpack
@@ -45,6 +54,7 @@ class QueryVectors:
                 self._cache.popitem(last=False)
         return vector
 SPEAKER_PROBE = 5  # memories looked at to tell a speaker from someone spoken about
+MAX_CHAIN_HOPS = 4  # a supersede chain followed this far to its current memory
 
 
 class Retriever:
@@ -90,7 +100,8 @@ class Retriever:
         text_hits = self._indexer.fulltext.search(bm25_query(query, speakers), tenant, user_id,
                                                   pool, stream_id, layers)
         query_vector = self._query_vector(query)
-        vector_hits = self._indexer.vectors.search(query_vector, tenant, user_id, pool,
+        vector_pool = max(pool, PREFERENCE_POOL) if asks_for_suggestion(query) else pool
+        vector_hits = self._indexer.vectors.search(query_vector, tenant, user_id, vector_pool,
                                                    stream_id, layers)
         layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
         fused = fuse(((h.id, h.score) for h in text_hits),
@@ -117,6 +128,8 @@ class Retriever:
             sources = [rid] if layer_of[rid] == "L0" else record["source_event_ids"]
             candidates.append(Candidate(rid, layer_of[rid], record, score, frozenset(sources),
                                         linked=rid in linked))
+        if wants_current(query) and (layers is None or "L1" in layers):
+            candidates += self._replacements(tenant, candidates, stream_id)
         fused_scores = {c.id: c.score for c in candidates}
         cosine = {h.id: h.similarity for h in vector_hits}
         speakers |= {speaker_of(c.record.get("content", ""), "").lower() for c in candidates}
@@ -146,6 +159,40 @@ class Retriever:
                     "relevance": dict(zip(("coverage", "cosine", "share", "margin"), signal,
                                           strict=True))}
         return results
+
+    def _replacements(self, tenant: str, candidates: list[Candidate],
+                      stream_id: str | None) -> list[Candidate]:
+        """On a question about now ("is Maya still in Austin?"), the memories that replaced the
+        superseded ones found (the end of each chain, a few hops at most), each at the score of
+        the best memory it replaced: the new value answers what the old one matched."""
+        have = {c.id: c for c in candidates}
+        heads: dict[str, float] = {}
+        for c in candidates:
+            if c.layer == "L1" and c.record.get("superseded_by"):
+                rid = c.record["superseded_by"]
+                heads[rid] = max(heads.get(rid, 0.0), c.score)
+        added: list[Candidate] = []
+        for _ in range(MAX_CHAIN_HOPS):
+            for rid, score in heads.items():
+                if rid in have and not have[rid].record.get("superseded_by"):
+                    have[rid].score = max(have[rid].score, score)  # found already: lifted
+            heads = {rid: score for rid, score in heads.items() if rid not in have}
+            if not heads:
+                break
+            found = self.records(tenant, [("L1", rid) for rid in heads])
+            later: dict[str, float] = {}
+            for (rid, score), record in zip(heads.items(), found, strict=True):
+                if record is None or (stream_id is not None
+                                      and record.get("stream_id") != stream_id):
+                    continue
+                if record.get("superseded_by"):
+                    later[record["superseded_by"]] = score
+                    continue
+                added.append(Candidate(rid, "L1", record, score,
+                                       frozenset(record["source_event_ids"])))
+                have[rid] = added[-1]
+            heads = later
+        return added
 
     def _first_memories(self, tenant: str, events: list[tuple[str, dict[str, Any]]],
                         ) -> dict[str, dict[str, Any]]:
