@@ -1,6 +1,6 @@
 """Entity extraction against hand-labelled sentences: today's capitalised-run rule and spaCy.
 
-    python bench/entities.py [--show]
+    python bench/entities.py [--show] [--labelled bench/entities/holdout.txt]
 
 ``bench/entities/labelled.txt`` holds sentences written for this benchmark, each with the
 entities a person would name in it (``name = type``). Both extractors run on the same sentences
@@ -68,8 +68,11 @@ def score(gold: list[dict[str, str]], predicted: list[dict[str, str]]) -> dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--show", action="store_true", help="print every disagreement")
+    parser.add_argument("--labelled", type=Path, default=LABELLED,
+                        help="labelled sentences (default: the tune set; "
+                             "bench/entities/holdout.txt is the hold-out)")
     args = parser.parse_args()
-    rows = load(LABELLED)
+    rows = load(args.labelled)
     sentences = [s for s, _ in rows]
     gold = [g for _, g in rows]
     t0 = time.perf_counter()
