@@ -101,6 +101,14 @@ def test_context_leaves_out_filler_and_superseded_values():
     assert [r["content"] for r in used] == ["Alice: I signed a lease on a flat in Denver."]
     _, before = pack_context(results, 200, query="Where did Alice live before?")
     assert "Alice: I live in Seattle." in [r["content"] for r in before]
+    # A reaction whose reply travels with it, or a greeting: the reply has its own line.
+    reactions = [result("Assistant: A yard, how nice. / Mona: Please come visit."),
+                 result("Assistant: Hi Dev, how have you been? / Dev: I went fully vegan."),
+                 result("Dev: I went fully vegan in March.", time="March 2024"),
+                 result("Ruth: Glastonbury, finally!", time="June 2024")]
+    _, used = pack_context(reactions, 200, query="What does Dev eat these days?")
+    assert [r["content"] for r in used] == ["Dev: I went fully vegan in March.",
+                                            "Ruth: Glastonbury, finally!"]
 
 
 

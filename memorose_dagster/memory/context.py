@@ -26,9 +26,12 @@ def line_of(result: dict[str, Any]) -> str:
 
 
 def worth_saying(result: dict[str, Any], query: str) -> bool:
-    """Not filler ("See you there.", "lol"), and not a superseded value unless the question
-    asks about the past ("where did she live before?")."""
-    if result["layer"] != "L2" and text.content_free(said_text(result["content"])):
+    """Not filler ("See you there.", "lol", and a reaction such as "A yard, how nice." whose
+    own statement names one thing at most and no date, even with a reply travelling with it:
+    the reply has its own line), and not a superseded value unless the question asks about the
+    past ("where did she live before?")."""
+    if result["layer"] != "L2" and not result.get("time") \
+            and len(text.informative_words(said_text(result["content"]))) < 2:
         return False
     return not result.get("superseded_by") or asks_about_past(query)
 

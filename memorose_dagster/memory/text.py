@@ -77,11 +77,15 @@ def entities(text: str) -> list[str]:
     return list(seen)
 
 
+def informative_words(said: str) -> list[str]:
+    """The content words of a statement that are neither common nor filler words."""
+    return [w for w in content_words(said) if w not in COMMON_WORDS and w not in FILLER_WORDS]
+
+
 def content_free(said: str) -> bool:
     """True when a statement names nothing: only stop, common and filler words ("Perfect.",
     "See you there.", "Thanks, excited."). ``said`` is the text without its speaker."""
-    return not [w for w in content_words(said)
-                if w not in COMMON_WORDS and w not in FILLER_WORDS]
+    return not informative_words(said)
 
 
 def information(text: str) -> float:
