@@ -58,6 +58,7 @@ HOST = "127.0.0.1"
 BATCH = 500
 SINGLE_THREADS = 8
 BATCH_THREADS = 2
+MORE_BATCH_THREADS = (4, 8)  # clients of the extra batched rows
 USERS = 100
 STREAMS = 10
 TOP_K = 10
@@ -324,8 +325,9 @@ class Bench:
         return Row(f"http single x{SINGLE_THREADS}", n, seconds, rate(n, seconds),
                    "one Raft commit per event")
 
-    def batched(self, label: str, n: int) -> Row:
-        batches = [self.workload.events(min(BATCH, n - i)) for i in range(0, n, BATCH)]
+    def batched(self, label: str, n: int, threads: int = BATCH_THREADS,
+                size: int = BATCH) -> Row:
+        batches = [self.workload.events(min(size, n - i)) for i in range(0, n, size)]
 
         def send(client: httpx.Client, batch: list[dict[str, Any]]) -> int:
             body = post(client, "/api/v1/events/batch", {"events": batch}, 201)
@@ -333,7 +335,7 @@ class Bench:
                 raise BenchError(f"batch of {len(batch)} got {len(body['event_ids'])} ids")
             return body["log_index"]
 
-        seconds = self._ingest(BATCH_THREADS, n, batches, send)
+        seconds = self._ingest(threads, n, batches, send)
         return Row(label, n, seconds, rate(n, seconds), f"store now {self.stored:,}")
 
     def fill_to(self, target: int) -> Row | None:
@@ -506,6 +508,11 @@ def run(args: argparse.Namespace, root: Path, node: NodeProcess) -> list[Row]:
             ("retrieve", lambda: bench.retrieve(args.queries)),
             ("batched ingest", lambda: bench.batched(f"http batch {BATCH} x{BATCH_THREADS}",
                                                      args.batched)),
+            # The same with more clients at once: an acknowledged batch waits for its Raft
+            # round and a Tantivy commit (fsync), which batches in flight together share.
+            *[("batched ingest", lambda t=t: bench.batched(f"http batch {BATCH} x{t}",
+                                                         args.batched, threads=t))
+              for t in MORE_BATCH_THREADS],
             (f"fill to {args.events:,}", lambda: bench.fill_to(args.events)),
             ("embed via l0_events", bench.embed),
             ("retrieve", lambda: bench.retrieve(args.queries)),

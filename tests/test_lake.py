@@ -139,3 +139,18 @@ def test_the_lake_and_audit_show_in_the_definitions_with_lineage():
     assert set(TABLES) == set(keys.LAKE_ASSETS)
     schedules = {s.name: getattr(s, "cron_schedule", None) for s in defs.schedules}
     assert schedules["nightly_audit_schedule"] == "0 5 * * *"
+
+
+def test_pages_of_a_kind_continue_where_the_last_one_ended(node):
+    from memorose_dagster.node.inventory import lake_page
+
+    ingest(node, FACTS)
+    pages, after = [], None
+    while True:
+        page, after = lake_page(node.store, "event", None, None, after, 2)
+        pages.append([r["event_id"] for r in page])
+        if after is None:
+            break
+    assert [len(p) for p in pages[:-1]] == [2] * (len(pages) - 1)
+    events = [e for p in pages for e in p]
+    assert len(events) == len(FACTS) == len(set(events)) and events == sorted(events)
