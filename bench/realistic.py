@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime
+import json
 import random
 import shutil
 import sys
@@ -306,6 +307,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", default="", help="write a cProfile of the runs here")
     parser.add_argument("--keep", default="", help="build the store in this (new) directory "
                         "and keep it, e.g. to profile retrieve over it afterwards")
+    parser.add_argument("--retrieve-only", action="store_true",
+                        help="with --keep DIR of an earlier run (same --events/--big): only the "
+                             "retrieve rows, over the store kept there")
     return parser.parse_args(argv)
 
 
@@ -315,6 +319,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="memorose-realistic-"))
     root.mkdir(parents=True, exist_ok=True)
     node = NodeProcess(root / "node", root / "node.log")
+    ports = root / "ports.json"  # a node keeps its Raft address: a kept store restarts on it
+    if args.retrieve_only:
+        node.port, node.raft_port = json.loads(ports.read_text())
+        node.url = node.url.rsplit(":", 1)[0] + f":{node.port}"
+    elif args.keep:
+        ports.write_text(json.dumps([node.port, node.raft_port]))
     rows: list[Row] = []
     failed = None
     bench = None
@@ -323,9 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(Row("node start (/health 200)", 0, node.start(), "-", f"port {node.port}"))
         ModelResource().embedder().embed(["warm-up"])  # load once, outside every timed row
         bench = Realistic(node, args)
-        rows += bench.stage(args.events, first=True)
-        if args.big:
-            rows += bench.stage(args.big_events, first=False)
+        if args.retrieve_only:
+            bench.stored = args.big_events if args.big else args.events
+            bench.wait_indexed()
+            rows.append(bench.first_questions())
+            rows += bench.retrieve("with memories", None)
+            rows += bench.retrieve("layers=L0", ["L0"])
+        else:
+            rows += bench.stage(args.events, first=True)
+            if args.big:
+                rows += bench.stage(args.big_events, first=False)
     except (BenchError, httpx.HTTPError) as exc:
         failed = exc
     finally:
