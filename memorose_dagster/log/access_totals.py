@@ -16,16 +16,20 @@ class Batch(Protocol):
 
 
 def apply_access(batch: Batch, get: Callable[[bytes], dict[str, Any] | None],
-                 record: dict[str, Any]) -> tuple[bytes, dict[str, Any]] | None:
+                 record: dict[str, Any], exists: Callable[[bytes], bool] | None = None,
+                 ) -> tuple[bytes, dict[str, Any]] | None:
     """The state-machine transition of one ``access`` record: add its count to the stored total.
 
     Deterministic (no clock: ``last_access`` comes from the record). Returns the key and the
     record as stored, or None when the target record is gone (a forgotten memory keeps no
     counts). ``get`` must see earlier records of the same command when one command may carry
-    two deltas for the same record (``AccessLog`` never sends two).
+    two deltas for the same record (``AccessLog`` never sends two). ``exists`` tells whether
+    the target is stored without decoding it (a memory's bytes are large; a flush holds a
+    thousand counts); by default ``get`` does.
     """
     tenant, record_id = record["tenant"], record["record_id"]
-    if get(keys.target_key(tenant, record["target_kind"], record_id)) is None:
+    target = keys.target_key(tenant, record["target_kind"], record_id)
+    if not (exists(target) if exists is not None else get(target) is not None):
         return None
     key = keys.access(tenant, record_id)
     total = get(key) or {}

@@ -155,7 +155,8 @@ class Store:
         for record in records:
             record = {**record, "log_index": log_index}
             if record["kind"] == "access":
-                done = apply_access(batch, lambda k: staged.get(k) or self.get(k), record)
+                done = apply_access(batch, lambda k: staged.get(k) or self._decoded(k), record,
+                                    lambda k: self._raw(k) is not None)
                 if done is not None:
                     staged[done[0]] = done[1]
                     batch.put(keys.user_derived("access", record["tenant"], record["user_id"],
@@ -180,16 +181,26 @@ class Store:
         return written, applied
 
     def _prefetch(self, records: list[dict[str, Any]]) -> dict[bytes, bytes | None]:
-        """The stored event and event-tombstone keys of a command's events, in one multi-get:
-        what deciding resends costs, instead of up to three reads per event."""
-        wanted = [key for r in records if r.get("kind") == "event"
-                  for key in (keys.event(r["tenant"], r["event_id"]),
-                              keys.tombstone(r["tenant"], "event", r["event_id"]))]
+        """What a command reads, in one multi-get: the stored event and event-tombstone keys of
+        its events (deciding resends), and the target and running total of its access counts,
+        instead of two or three reads per record."""
+        wanted = []
+        for r in records:
+            if r.get("kind") == "event":
+                wanted += [keys.event(r["tenant"], r["event_id"]),
+                           keys.tombstone(r["tenant"], "event", r["event_id"])]
+            elif r.get("kind") == "access":
+                wanted += [keys.target_key(r["tenant"], r["target_kind"], r["record_id"]),
+                           keys.access(r["tenant"], r["record_id"])]
         return dict(zip(wanted, self.get_raw_many(wanted), strict=True))
 
     def _raw(self, key: bytes) -> bytes | None:
         """A key's stored bytes, from the command's prefetch when it holds the key."""
         return self._known[key] if key in self._known else self._db.get(key)
+
+    def _decoded(self, key: bytes) -> dict[str, Any] | None:
+        raw = self._raw(key)
+        return None if raw is None else unpack(raw)
 
     def _clashes(self, records: list[dict[str, Any]]) -> tuple[int, ...]:
         """Positions of events whose id is already stored (or earlier in this command) with

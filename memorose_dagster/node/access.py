@@ -29,7 +29,7 @@ from memorose_dagster.records import KIND_OF_LAYER, MEMORY_LAYERS, Access
 log = logging.getLogger("memorose.access")
 
 FLUSH_EVERY_SECONDS = 5.0
-FLUSH_EVERY_HITS = 1000
+FLUSH_EVERY_HITS = 250
 
 
 class Committer(Protocol):

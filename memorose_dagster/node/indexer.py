@@ -25,6 +25,7 @@ log = logging.getLogger("memorose.indexer")
 
 PAGE = 2000
 OPTIMIZE_EVERY_ROWS = 20_000  # vector rows written between LanceDB compactions
+NOT_INDEXED = frozenset({"access"})  # kinds neither Tantivy nor LanceDB hold
 
 
 class Indexer:
@@ -121,6 +122,8 @@ class Indexer:
         rows: dict[tuple[str, str], VectorRow | None] = {}
         for index, records in entries:
             for stored in records:
+                if isinstance(stored, dict) and stored.get("kind") in NOT_INDEXED:
+                    continue  # an access flush holds a thousand counts: nothing to index
                 try:
                     record = validate_record(stored)
                 except InvalidRecord as exc:
