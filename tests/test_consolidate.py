@@ -158,7 +158,7 @@ def test_a_turn_splits_into_atomic_statements():
                  "Also my sister Anna moved to Lisbon last week.",
                  "Melanie: Amazing, which part of Lisbon?")
     first, second = sorted((m for m in derive(evs).values() if m.content.startswith("Caroline")),
-                           key=lambda m: m.id != stable_id("l1", "t", evs[0]["event_id"], "0"))
+                           key=lambda m: m.id != stable_id("l1", evs[0]["event_id"], "0"))
     assert first.content == ("Caroline: Wow! I went to the LGBTQ support group yesterday. "
                              "It was powerful. [7 May 2023]")
     assert second.content.startswith("Caroline: Also my sister Anna moved to Lisbon last week. "
