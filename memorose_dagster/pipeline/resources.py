@@ -74,6 +74,18 @@ class ClusterResource(dg.ConfigurableResource):
         body = self.client.read_log(after, limit=1, kinds=kinds)
         return bool(body["entries"]), body["applied_index"], body["next_cursor"]
 
+    def event_counts(self, after: int, until: int) -> list[tuple[int, int]]:
+        """(log index, events) of every entry with events in (after, until], oldest first,
+        counted by the node from the log alone: no event is sent."""
+        out, cursor = [], after
+        while cursor < until:
+            body = self.client.log_counts(cursor, until, kinds=["event"])
+            out += [(index, count) for index, count in body["entries"]]
+            if body["next_cursor"] == cursor:
+                break
+            cursor = body["next_cursor"]
+        return out
+
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
 
