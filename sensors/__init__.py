@@ -2,12 +2,23 @@
 and the nightly schedules.
 
 Batching: the sensor keeps the last log index it handed to a run as its cursor. Each tick asks
-the cluster whether any event was committed after it; if so it requests one run over
+the cluster whether any event was committed after it; if so it requests runs over
 (cursor, applied index] and moves the cursor there. Bursts coalesce into one run per tick, the
 ranges of consecutive runs neither overlap nor leave gaps, and the run key (the range) stops a
 tick replayed after a daemon restart from requesting the same range twice. Derived records the
 pipeline commits itself (vectors, L1, graph) move the applied index but are not events, so they
 do not trigger runs.
+
+Lanes: runs go one at a time (``memorose up``), so a backlog derived as one run would hold every
+event committed after it until it ends (minutes after a bulk load). A tick that finds more than
+``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) cuts them into ranges
+of about that many and requests them all at once with a lower run priority (``dagster/priority``
+-1) than a tick's ordinary range (0). The queued run coordinator dequeues higher priority first
+(in order of creation within one), so a range of fresh events requested while chunks are queued
+waits only for the chunk that is running. Deriving a user's fresh events before older ones of a
+backlog gives the same memories (``memory/consolidate.py`` merges either way round), and a chunk
+defers a user's graph and insights only to later chunks of its own backlog (``LogRange.horizon``):
+the last one defers nobody, whatever was derived after it.
 
 Re-derivation: every memory names the logic that made it (``derivation``). When the
 consolidator changes (or the model provider does), ``rederive_sensor`` finds the ingest days that
@@ -21,12 +32,19 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from memorose_dagster.pipeline import asset_keys as keys
-from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
+from memorose_dagster.pipeline.partitions import PARTITIONS, chunk, range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from sensors.lake import audit_job as audit_job
 from sensors.lake import lake_job as lake_job
 from sensors.lake import lake_sensor as lake_sensor
 from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
+
+# Events per run of a backlog: ~5 s of derivation on 2 cores (150-200 events/s), the longest a
+# fresh range waits behind it; each run also costs ~2 s to launch, so much smaller chunks would
+# slow the backlog down.
+CHUNK_EVENTS = 1000
+PRIORITY_TAG = "dagster/priority"  # read by Dagster's QueuedRunCoordinator
+FRESH_PRIORITY, BACKLOG_PRIORITY = "0", "-1"
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),
@@ -56,7 +74,8 @@ nightly_insights_schedule = dg.build_schedule_from_partitioned_job(
            default_status=dg.DefaultSensorStatus.RUNNING)
 def log_sensor(context: dg.SensorEvaluationContext,
                cluster: ClusterResource) -> dg.SensorResult | dg.SkipReason:
-    """Requests a memory_job run over every log entry committed since the last request."""
+    """Requests memory_job runs over every log entry committed since the last request: one run,
+    or a backlog cut into chunks at a lower priority."""
     cursor = int(context.cursor or 0)
     has_events, applied, scanned_to = cluster.has_new(cursor, ["event"])
     if not has_events:
@@ -65,11 +84,22 @@ def log_sensor(context: dg.SensorEvaluationContext,
             return dg.SensorResult(skip_reason=reason, cursor=str(scanned_to))
         return dg.SkipReason(reason)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    request = dg.RunRequest(run_key=f"log-{cursor}-{applied}", partition_key=today,
-                            run_config=range_run_config(cursor, applied),
-                            tags={"memorose/log_after": str(cursor),
-                                  "memorose/log_until": str(applied)})
-    return dg.SensorResult(run_requests=[request], cursor=str(applied))
+    entries = cluster.event_counts(cursor, applied)
+    if sum(events for _, events in entries) <= CHUNK_EVENTS:
+        requests = [range_request(cursor, applied, today, FRESH_PRIORITY)]
+    else:
+        requests = [range_request(after, until, today, BACKLOG_PRIORITY, horizon=applied)
+                    for after, until in chunk(entries, cursor, applied, CHUNK_EVENTS)]
+    return dg.SensorResult(run_requests=requests, cursor=str(applied))
+
+
+def range_request(after: int, until: int, day: str, priority: str,
+                  horizon: int = 0) -> dg.RunRequest:
+    """A memory_job run over (after, until]; the run key is the range."""
+    return dg.RunRequest(run_key=f"log-{after}-{until}", partition_key=day,
+                         run_config=range_run_config(after, until, horizon=horizon),
+                         tags={"memorose/log_after": str(after), "memorose/log_until": str(until),
+                               PRIORITY_TAG: priority})
 
 
 @dg.sensor(job=memory_job, minimum_interval_seconds=300,

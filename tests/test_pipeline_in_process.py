@@ -6,11 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
+from dagster._core.storage.tags import PRIORITY_TAG
 
+import sensors
 from assets import ALL_ASSETS
 from memorose_dagster.ids import new_id
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.in_process import InProcessClusterResource
+from memorose_dagster.pipeline.partitions import chunk
 from memorose_dagster.pipeline.resources import ModelResource
 from memorose_dagster.records import Event
 from sensors import log_sensor
@@ -41,6 +45,47 @@ def test_the_sensor_requests_one_run_over_the_new_range(node):
     assert [r.run_key for r in result.run_requests] == [f"log-0-{index}"]
     assert result.cursor == str(index)
     assert isinstance(tick(cluster, result.cursor), dg.SkipReason)
+
+
+def span(request: dg.RunRequest) -> tuple[int, int]:
+    return int(request.tags["memorose/log_after"]), int(request.tags["memorose/log_until"])
+
+
+def test_the_sensor_cuts_a_backlog_into_chunks_a_fresh_range_goes_ahead_of(node, monkeypatch):
+    monkeypatch.setattr(sensors, "CHUNK_EVENTS", 10)
+    cluster = InProcessClusterResource.for_node(node)
+    for batch in range(8):  # a bulk load: 8 log entries of 4 events, 3 users
+        ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)],
+               user=f"user_{batch % 3}")
+    applied = node.applied_index
+    backlog = tick(cluster)
+    ranges = [span(r) for r in backlog.run_requests]
+    assert len(ranges) == 3 and backlog.cursor == str(applied)
+    assert ranges[0][0] == 0 and ranges[-1][1] == applied
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # no gap
+    events = dict(node.log_counts(0, 100, {"event"})["entries"])
+    assert [sum(n for i, n in events.items() if a < i <= u) for a, u in ranges] == [12, 12, 8]
+    assert [r.run_key for r in backlog.run_requests] == [f"log-{a}-{u}" for a, u in ranges]
+    assert {r.tags[PRIORITY_TAG] for r in backlog.run_requests} == {sensors.BACKLOG_PRIORITY}
+    assert {r.run_config["ops"]["l1_memories"]["config"]["horizon"]
+            for r in backlog.run_requests} == {applied}  # only later chunks defer a user
+
+    fresh_index, _ = ingest(node, ["I started a new job at the harbour"], user="user_9")
+    (fresh,) = tick(cluster, backlog.cursor).run_requests
+    assert span(fresh) == (applied, fresh_index)
+    assert int(fresh.tags[PRIORITY_TAG]) > int(sensors.BACKLOG_PRIORITY)
+    assert "horizon" not in fresh.run_config["ops"]["l1_memories"]["config"]
+
+
+@pytest.mark.parametrize(("entries", "ranges"), [
+    ([(2, 4), (3, 4), (5, 4), (6, 4)], [(0, 3), (3, 9)]),  # a remainder of 8 stands alone
+    ([(2, 4), (3, 4), (5, 4), (6, 1)], [(0, 3), (3, 9)]),
+    ([(2, 9), (3, 1)], [(0, 9)]),  # a small remainder joins the last range
+    ([(2, 30), (4, 1)], [(0, 9)]),  # one entry over the size: one range
+    ([(2, 8), (3, 8), (4, 8)], [(0, 2), (2, 3), (3, 9)]),  # entries after with no events
+])
+def test_a_backlog_is_cut_at_entry_boundaries_into_contiguous_ranges(entries, ranges):
+    assert chunk(entries, 0, 9, 8) == ranges
 
 
 def test_the_memory_assets_derive_through_an_in_process_node(node):

@@ -89,10 +89,11 @@ class ClusterResource(dg.ConfigurableResource):
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
 
-    def users_after(self, after: int, entries: int) -> set[tuple[str, str]]:
+    def users_after(self, after: int, entries: int,
+                    until: int | None = None) -> set[tuple[str, str]]:
         """The (tenant, user_id) of the events in the next ``entries`` log entries with events
-        after ``after``: who has more already committed."""
-        body = self.client.read_log(after, limit=entries, kinds=["event"])
+        after ``after`` (up to ``until``): who has more already committed."""
+        body = self.client.read_log(after, limit=entries, kinds=["event"], until=until)
         return {(r["tenant"], r["user_id"]) for e in body["entries"] for r in e["records"]}
 
     def records(self, kind: str, tenant: str, user_id: str,
