@@ -306,6 +306,13 @@ RUNS_QUERY = """
 """
 
 
+OTHER_RUNS_QUERY = """
+{ runsOrError { __typename
+    ... on Runs { results { pipelineName status startTime endTime } }
+    ... on PythonError { message } } }
+"""
+
+
 def graphql(dagster_url: str, query: str) -> dict[str, Any]:
     response = httpx.post(f"{dagster_url}/graphql", json={"query": query},
                           timeout=REQUEST_TIMEOUT)
@@ -344,6 +351,20 @@ def fetch_runs(dagster_url: str) -> list[RunInfo]:
     if data["__typename"] != "Runs":
         raise RuntimeError(f"runsOrError: {data}")
     return sorted((parse_run(r) for r in data["results"]), key=lambda r: r.created)
+
+
+def other_job_rows(dagster_url: str) -> list[tuple[str, str]]:
+    """The runs of other jobs (the lake's): they share the one-run-at-a-time queue."""
+    data = graphql(dagster_url, OTHER_RUNS_QUERY)["runsOrError"]
+    if data["__typename"] != "Runs":
+        raise RuntimeError(f"runsOrError: {data}")
+    spans: dict[str, list[float]] = {}
+    for run in data["results"]:
+        if run["pipelineName"] != "memory_job":
+            spans.setdefault(run["pipelineName"], []).append(
+                (run["endTime"] or 0) - (run["startTime"] or 0) if run["startTime"] else 0.0)
+    return [(f"{name} runs, duration mean", fmt_mean(values))
+            for name, values in sorted(spans.items())] or [("runs of other jobs", "none")]
 
 
 def wait_runs_idle(dagster_url: str, timeout: float) -> list[RunInfo]:
@@ -581,7 +602,7 @@ def measure(args: argparse.Namespace, api_url: str, dagster_url: str) -> list[Ru
     print_table("Events", event_rows(sent, seen, runs, (failed, unsent), elapsed))
     if bulk is not None:
         print_table("Bulk load", bulk_rows(bulk, runs, sent, seen))
-    print_table("Dagster runs (memory_job)", run_rows(runs))
+    print_table("Dagster runs (memory_job)", run_rows(runs) + other_job_rows(dagster_url))
     print_table("Per run (created at + s after the first)", per_run_rows(runs, sent))
     return runs
 
