@@ -11,19 +11,20 @@ do not trigger runs.
 
 Lanes: runs go one at a time (``memorose up``), so a backlog derived as one run would hold every
 event committed after it until it ends (minutes after a bulk load). A tick that finds more than
-``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) cuts them into ranges
-of about that many and requests them all at once with a lower run priority (``dagster/priority``
--1) than a tick's ordinary range (0). The queued run coordinator dequeues higher priority first
-(in order of creation within one), so a range of fresh events requested while chunks are queued
-waits only for the chunk that is running. Deriving a user's fresh events before older ones of a
-backlog gives the same memories (``memory/consolidate.py`` merges either way round), and a chunk
-defers a user's graph and insights only to later chunks of its own backlog (``LogRange.horizon``):
-the last one defers nobody, whatever was derived after it.
+``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them a backlog:
+cut into ranges of about that many events, requested a few at a time (``BACKLOG_QUEUE`` queued
+at most, see ``sensors/backlog.py``) with a lower run priority (``dagster/priority`` -1) than a
+tick's ordinary range (0). The queued run coordinator dequeues higher priority first (in order of
+creation within one), so a range of fresh events requested meanwhile waits only for the chunk
+that is running. Deriving a user's fresh events before older ones of a backlog gives the same
+memories (``memory/consolidate.py`` merges either way round), and a chunk defers a user's graph
+and insights only to later chunks of its own backlog (``LogRange.horizon``): the last one defers
+nobody, whatever was derived after it.
 
 Re-derivation: every memory names the logic that made it (``derivation``). When the
 consolidator changes (or the model provider does), ``rederive_sensor`` finds the ingest days that
 hold memories of another logic and requests a backfill run of each such day, once per logic: the
-run key is (logic, day).
+run key is (logic, day). Those runs are backlog too: priority -1.
 """
 
 
@@ -32,8 +33,9 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from memorose_dagster.pipeline import asset_keys as keys
-from memorose_dagster.pipeline.partitions import PARTITIONS, chunk, range_run_config
+from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
+from sensors.backlog import LogCursor, next_chunks
 from sensors.lake import audit_job as audit_job
 from sensors.lake import lake_job as lake_job
 from sensors.lake import lake_sensor as lake_sensor
@@ -43,6 +45,7 @@ from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
 # fresh range waits behind it; each run also costs ~2 s to launch, so much smaller chunks would
 # slow the backlog down.
 CHUNK_EVENTS = 1000
+BACKLOG_QUEUE = 2  # backlog chunks kept queued: the lane never waits for a tick to go on
 PRIORITY_TAG = "dagster/priority"  # read by Dagster's QueuedRunCoordinator
 FRESH_PRIORITY, BACKLOG_PRIORITY = "0", "-1"
 
@@ -75,22 +78,39 @@ nightly_insights_schedule = dg.build_schedule_from_partitioned_job(
 def log_sensor(context: dg.SensorEvaluationContext,
                cluster: ClusterResource) -> dg.SensorResult | dg.SkipReason:
     """Requests memory_job runs over every log entry committed since the last request: one run,
-    or a backlog cut into chunks at a lower priority."""
-    cursor = int(context.cursor or 0)
-    has_events, applied, scanned_to = cluster.has_new(cursor, ["event"])
-    if not has_events:
-        reason = f"no new events after log index {cursor}"
-        if scanned_to > cursor:  # entries without events (access flushes, derived records)
-            return dg.SensorResult(skip_reason=reason, cursor=str(scanned_to))
-        return dg.SkipReason(reason)
+    or a backlog handed out in chunks at a lower priority."""
+    cursor = LogCursor.parse(context.cursor)
+    before, requests = cursor.dump(), []
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    entries = cluster.event_counts(cursor, applied)
-    if sum(events for _, events in entries) <= CHUNK_EVENTS:
-        requests = [range_request(cursor, applied, today, FRESH_PRIORITY)]
-    else:
-        requests = [range_request(after, until, today, BACKLOG_PRIORITY, horizon=applied)
-                    for after, until in chunk(entries, cursor, applied, CHUNK_EVENTS)]
-    return dg.SensorResult(run_requests=requests, cursor=str(applied))
+    has_events, applied, scanned_to = cluster.has_new(cursor.handed, ["event"])
+    if has_events:
+        entries, _ = cluster.event_counts(cursor.handed, applied, CHUNK_EVENTS + 1)
+        if sum(events for _, events in entries) > CHUNK_EVENTS:
+            cursor.backlogs.append((cursor.handed, applied))
+        else:
+            requests.append(range_request(cursor.handed, applied, today, FRESH_PRIORITY))
+        cursor.handed = applied
+    else:  # perhaps entries without events (access flushes, derived records): passed over
+        cursor.handed = max(cursor.handed, scanned_to)
+    if cursor.backlogs:
+        wanted = BACKLOG_QUEUE - queued_backlog(context.instance)
+        requests += [range_request(after, until, today, BACKLOG_PRIORITY, horizon=horizon)
+                     for after, until, horizon in next_chunks(cursor, cluster, wanted,
+                                                              CHUNK_EVENTS)]
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=cursor.dump())
+    reason = f"no new events after log index {cursor.handed}" + (
+        f"; {len(cursor.backlogs)} backlog(s) waiting for the queue" if cursor.backlogs else "")
+    if cursor.dump() != before:
+        return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
+    return dg.SkipReason(reason)
+
+
+def queued_backlog(instance: dg.DagsterInstance) -> int:
+    """Runs at the backlog priority waiting in the queue."""
+    return instance.get_runs_count(dg.RunsFilter(
+        job_name=memory_job.name, tags={PRIORITY_TAG: BACKLOG_PRIORITY},
+        statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]))
 
 
 def range_request(after: int, until: int, day: str, priority: str,
@@ -116,4 +136,5 @@ def rederive_sensor(context: dg.SensorEvaluationContext, cluster: ClusterResourc
         return dg.SkipReason(f"every memory is derived by {current}")
     return dg.SensorResult(run_requests=[
         dg.RunRequest(run_key=f"rederive-{current}-{day}", partition_key=day,
-                      tags={"memorose/rederive": current}) for day in stale])
+                      tags={"memorose/rederive": current, PRIORITY_TAG: BACKLOG_PRIORITY})
+        for day in stale])

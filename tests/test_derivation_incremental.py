@@ -119,7 +119,8 @@ def test_runs_over_ranges_derive_what_one_run_over_everything_does(tmp_path, emb
 
 def tick(node, cursor: str | None = None) -> dg.SensorResult:
     cluster = InProcessClusterResource.for_node(node)
-    with dg.build_sensor_context(cursor=cursor, resources={"cluster": cluster}) as context:
+    with dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(),
+                                 resources={"cluster": cluster}) as context:
         return sensors.log_sensor(context)
 
 

@@ -18,6 +18,7 @@ from memorose_dagster.pipeline.partitions import chunk
 from memorose_dagster.pipeline.resources import ModelResource
 from memorose_dagster.records import Event
 from sensors import log_sensor
+from sensors.backlog import LogCursor, next_chunks
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 MEMORY_ASSETS = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
@@ -32,8 +33,9 @@ def ingest(node, contents=FACTS, user="user_1"):
     return node.ingest(events), [e.event_id for e in events]
 
 
-def tick(cluster, cursor=None):
-    with dg.build_sensor_context(cursor=cursor, resources={"cluster": cluster}) as context:
+def tick(cluster, cursor=None, instance=None):
+    with dg.build_sensor_context(cursor=cursor, instance=instance,
+                                 resources={"cluster": cluster}) as context:
         return log_sensor(context)
 
 
@@ -51,30 +53,40 @@ def span(request: dg.RunRequest) -> tuple[int, int]:
     return int(request.tags["memorose/log_after"]), int(request.tags["memorose/log_until"])
 
 
-def test_the_sensor_cuts_a_backlog_into_chunks_a_fresh_range_goes_ahead_of(node, monkeypatch):
+def test_the_sensor_hands_out_a_backlog_in_chunks_a_fresh_range_goes_ahead_of(node, monkeypatch):
     monkeypatch.setattr(sensors, "CHUNK_EVENTS", 10)
     cluster = InProcessClusterResource.for_node(node)
+    instance = dg.DagsterInstance.ephemeral()
     for batch in range(8):  # a bulk load: 8 log entries of 4 events, 3 users
         ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)],
                user=f"user_{batch % 3}")
     applied = node.applied_index
-    backlog = tick(cluster)
-    ranges = [span(r) for r in backlog.run_requests]
-    assert len(ranges) == 3 and backlog.cursor == str(applied)
+    first = tick(cluster, instance=instance)
+    assert len(first.run_requests) == sensors.BACKLOG_QUEUE  # the rest when the queue drains
+    waiting = dg.DagsterRunStatus.NOT_STARTED  # counted with QUEUED (which needs an origin)
+    for _ in range(sensors.BACKLOG_QUEUE):  # two chunks wait in the queue: none more
+        instance.add_run(dg.DagsterRun(job_name="memory_job", status=waiting,
+                                       tags={PRIORITY_TAG: sensors.BACKLOG_PRIORITY}))
+    assert isinstance(tick(cluster, first.cursor, instance), dg.SkipReason)
+    instance.wipe()  # the queue drained
+
+    fresh_index, _ = ingest(node, ["I started a new job at the harbour"], user="user_9")
+    second = tick(cluster, first.cursor, instance)
+    fresh, *rest = second.run_requests
+    assert span(fresh) == (applied, fresh_index) and second.cursor == str(fresh_index)
+    assert int(fresh.tags[PRIORITY_TAG]) > int(sensors.BACKLOG_PRIORITY)
+    assert "horizon" not in fresh.run_config["ops"]["l1_memories"]["config"]
+
+    chunks = [*first.run_requests, *rest]
+    ranges = [span(r) for r in chunks]
     assert ranges[0][0] == 0 and ranges[-1][1] == applied
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # no gap
     events = dict(node.log_counts(0, 100, {"event"})["entries"])
     assert [sum(n for i, n in events.items() if a < i <= u) for a, u in ranges] == [12, 12, 8]
-    assert [r.run_key for r in backlog.run_requests] == [f"log-{a}-{u}" for a, u in ranges]
-    assert {r.tags[PRIORITY_TAG] for r in backlog.run_requests} == {sensors.BACKLOG_PRIORITY}
+    assert [r.run_key for r in chunks] == [f"log-{a}-{u}" for a, u in ranges]
+    assert {r.tags[PRIORITY_TAG] for r in chunks} == {sensors.BACKLOG_PRIORITY}
     assert {r.run_config["ops"]["l1_memories"]["config"]["horizon"]
-            for r in backlog.run_requests} == {applied}  # only later chunks defer a user
-
-    fresh_index, _ = ingest(node, ["I started a new job at the harbour"], user="user_9")
-    (fresh,) = tick(cluster, backlog.cursor).run_requests
-    assert span(fresh) == (applied, fresh_index)
-    assert int(fresh.tags[PRIORITY_TAG]) > int(sensors.BACKLOG_PRIORITY)
-    assert "horizon" not in fresh.run_config["ops"]["l1_memories"]["config"]
+            for r in chunks} == {applied}  # only later chunks of the backlog defer a user
 
 
 @pytest.mark.parametrize(("entries", "ranges"), [
@@ -86,6 +98,20 @@ def test_the_sensor_cuts_a_backlog_into_chunks_a_fresh_range_goes_ahead_of(node,
 ])
 def test_a_backlog_is_cut_at_entry_boundaries_into_contiguous_ranges(entries, ranges):
     assert chunk(entries, 0, 9, 8) == ranges
+
+
+@pytest.mark.parametrize("wanted", [1, 2, 5])
+def test_a_backlog_handed_out_a_few_chunks_at_a_time_is_cut_as_at_once(node, wanted):
+    for i, n in enumerate([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]):
+        ingest(node, [f"Fact {j} of entry {i}" for j in range(n)])
+    end = node.applied_index
+    cluster = InProcessClusterResource.for_node(node)
+    whole = chunk(cluster.event_counts(0, end)[0], 0, end, 10)
+    node.store.scan_budget = 3  # pages of 3 entries: counting stops once it has enough
+    cursor, handed = LogCursor(end, [(0, end)]), []
+    for _ in range(len(whole)):
+        handed += [(after, until) for after, until, _ in next_chunks(cursor, cluster, wanted, 10)]
+    assert handed == whole and not cursor.backlogs and len(whole) > 5
 
 
 def test_the_memory_assets_derive_through_an_in_process_node(node):

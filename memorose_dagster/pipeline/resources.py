@@ -74,17 +74,20 @@ class ClusterResource(dg.ConfigurableResource):
         body = self.client.read_log(after, limit=1, kinds=kinds)
         return bool(body["entries"]), body["applied_index"], body["next_cursor"]
 
-    def event_counts(self, after: int, until: int) -> list[tuple[int, int]]:
-        """(log index, events) of every entry with events in (after, until], oldest first,
-        counted by the node from the log alone: no event is sent."""
-        out, cursor = [], after
-        while cursor < until:
+    def event_counts(self, after: int, until: int,
+                     enough: int | None = None) -> tuple[list[tuple[int, int]], int]:
+        """(log index, events) of the entries with events in (after, until], oldest first,
+        counted by the node from the log alone (no event is sent), and the last index counted:
+        ``until``, or less when ``enough`` events were counted before it."""
+        out, cursor, events = [], after, 0
+        while cursor < until and (enough is None or events < enough):
             body = self.client.log_counts(cursor, until, kinds=["event"])
             out += [(index, count) for index, count in body["entries"]]
+            events += sum(count for _, count in body["entries"])
             if body["next_cursor"] == cursor:
                 break
             cursor = body["next_cursor"]
-        return out
+        return out, cursor
 
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
