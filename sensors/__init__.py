@@ -11,12 +11,15 @@ do not trigger runs.
 
 Lanes: runs go one at a time (``memorose up``), so a backlog derived as one run would hold every
 event committed after it until it ends (minutes after a bulk load). A tick that finds more than
-``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them a backlog:
-cut into ranges of about that many events, requested a few at a time (``BACKLOG_QUEUE`` queued
-at most, see ``sensors/backlog.py``) with a lower run priority (``dagster/priority`` -1) than a
-tick's ordinary range (0). The queued run coordinator dequeues higher priority first (in order of
-creation within one), so a range of fresh events requested meanwhile waits only for the chunk
-that is running. Deriving a user's fresh events before older ones of a backlog gives the same
+``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them a backlog
+(but for a tail of at most ``FRESH_TAIL`` events, sent after it): cut into ranges of about
+``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most, see
+``sensors/backlog.py``) with a lower run priority (``dagster/priority`` -1) than a tick's
+ordinary range (0). The queued run coordinator dequeues higher priority first (in order of
+creation within one), so fresh events wait for the chunk that is running, not for the backlog.
+While a backlog drains, the two take turns: a fresh range is requested only when no fresh run is
+queued or running (the events keep coming into the next one), so steady traffic cannot starve
+the backlog. Deriving a user's fresh events before older ones of a backlog gives the same
 memories (``memory/consolidate.py`` merges either way round), and a chunk defers a user's graph
 and insights only to later chunks of its own backlog (``LogRange.horizon``): the last one defers
 nobody, whatever was derived after it.
@@ -28,6 +31,7 @@ run key is (logic, day). Those runs are backlog too: priority -1.
 """
 
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -35,7 +39,7 @@ import dagster as dg
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
-from sensors.backlog import LogCursor, next_chunks
+from sensors.backlog import LogCursor, fresh_tail, next_chunks
 from sensors.lake import audit_job as audit_job
 from sensors.lake import lake_job as lake_job
 from sensors.lake import lake_sensor as lake_sensor
@@ -46,8 +50,12 @@ from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
 # slow the backlog down.
 CHUNK_EVENTS = 1000
 BACKLOG_QUEUE = 2  # backlog chunks kept queued: the lane never waits for a tick to go on
+FRESH_TAIL = 100  # events at the end of a new backlog derived as fresh ones: a tick's traffic
 PRIORITY_TAG = "dagster/priority"  # read by Dagster's QueuedRunCoordinator
 FRESH_PRIORITY, BACKLOG_PRIORITY = "0", "-1"
+WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]
+RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+           dg.DagsterRunStatus.CANCELING]
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),
@@ -81,36 +89,59 @@ def log_sensor(context: dg.SensorEvaluationContext,
     or a backlog handed out in chunks at a lower priority."""
     cursor = LogCursor.parse(context.cursor)
     before, requests = cursor.dump(), []
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    queue = RunQueue.of(context.instance) if cursor.draining else None
     has_events, applied, scanned_to = cluster.has_new(cursor.handed, ["event"])
-    if has_events:
-        entries, _ = cluster.event_counts(cursor.handed, applied, CHUNK_EVENTS + 1)
-        if sum(events for _, events in entries) > CHUNK_EVENTS:
-            cursor.backlogs.append((cursor.handed, applied))
-        else:
-            requests.append(range_request(cursor.handed, applied, today, FRESH_PRIORITY))
-        cursor.handed = applied
-    else:  # perhaps entries without events (access flushes, derived records): passed over
+    if has_events and not (queue and queue.fresh_active):  # else: into the next fresh range
+        requests += hand_out(cursor, cluster, applied, day)
+    elif not has_events:  # perhaps entries without events (access flushes, derived records)
         cursor.handed = max(cursor.handed, scanned_to)
     if cursor.backlogs:
-        wanted = BACKLOG_QUEUE - queued_backlog(context.instance)
-        requests += [range_request(after, until, today, BACKLOG_PRIORITY, horizon=horizon)
+        wanted = BACKLOG_QUEUE - (queue.backlog_waiting if queue else 0)
+        requests += [range_request(after, until, day, BACKLOG_PRIORITY, horizon=horizon)
                      for after, until, horizon in next_chunks(cursor, cluster, wanted,
                                                               CHUNK_EVENTS)]
+    elif queue and not queue.backlog_active and not requests:
+        cursor.draining = False
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=cursor.dump())
-    reason = f"no new events after log index {cursor.handed}" + (
-        f"; {len(cursor.backlogs)} backlog(s) waiting for the queue" if cursor.backlogs else "")
+    reason = f"nothing to request after log index {cursor.handed}" + (
+        " while a backlog drains" if cursor.draining else "")
     if cursor.dump() != before:
         return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
     return dg.SkipReason(reason)
 
 
-def queued_backlog(instance: dg.DagsterInstance) -> int:
-    """Runs at the backlog priority waiting in the queue."""
-    return instance.get_runs_count(dg.RunsFilter(
-        job_name=memory_job.name, tags={PRIORITY_TAG: BACKLOG_PRIORITY},
-        statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]))
+def hand_out(cursor: LogCursor, cluster: ClusterResource, applied: int,
+             day: str) -> list[dg.RunRequest]:
+    """The events in (handed, applied]: one fresh range, or a new backlog and its fresh tail."""
+    after, entries = cursor.handed, cluster.event_counts(cursor.handed, applied)[0]
+    cursor.handed = applied
+    if sum(events for _, events in entries) <= CHUNK_EVENTS:
+        return [range_request(after, applied, day, FRESH_PRIORITY)]
+    split = fresh_tail(entries, after, FRESH_TAIL)
+    cursor.backlogs.append((after, split))
+    cursor.draining = True
+    tail = entries[-1][0] > split
+    return [range_request(split, applied, day, FRESH_PRIORITY)] if tail else []
+
+
+@dataclass
+class RunQueue:
+    """memory_job runs of each lane waiting in the queue or in progress."""
+
+    fresh_active: int
+    backlog_waiting: int
+    backlog_active: int
+
+    @classmethod
+    def of(cls, instance: dg.DagsterInstance) -> "RunQueue":
+        def count(priority: str, statuses: list[dg.DagsterRunStatus]) -> int:
+            return instance.get_runs_count(dg.RunsFilter(
+                job_name=memory_job.name, tags={PRIORITY_TAG: priority}, statuses=statuses))
+
+        return cls(count(FRESH_PRIORITY, WAITING + RUNNING),
+                   count(BACKLOG_PRIORITY, WAITING), count(BACKLOG_PRIORITY, WAITING + RUNNING))
 
 
 def range_request(after: int, until: int, day: str, priority: str,

@@ -9,6 +9,7 @@ and no fresh range could be requested meanwhile. Topping up the queue keeps ever
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from memorose_dagster.pipeline.partitions import chunk
@@ -18,10 +19,12 @@ from memorose_dagster.pipeline.resources import ClusterResource
 @dataclass
 class LogCursor:
     """``handed``: every event up to this log index is in a requested run or in a backlog.
-    ``backlogs``: (next, end) of each backlog, oldest first: (next, end] is still to request."""
+    ``backlogs``: (next, end) of each backlog, oldest first: (next, end] is still to request.
+    ``draining``: chunks of a backlog may still be queued or running."""
 
     handed: int = 0
     backlogs: list[tuple[int, int]] = field(default_factory=list)
+    draining: bool = False
 
     @classmethod
     def parse(cls, raw: str | None) -> LogCursor:
@@ -30,12 +33,26 @@ class LogCursor:
         if raw.isdigit():  # no backlog: the log index alone, as before backlogs
             return cls(int(raw))
         state = json.loads(raw)
-        return cls(int(state["handed"]), [(int(a), int(b)) for a, b in state["backlogs"]])
+        return cls(int(state["handed"]), [(int(a), int(b)) for a, b in state["backlogs"]],
+                   bool(state["draining"]))
 
     def dump(self) -> str:
-        if not self.backlogs:
+        if not self.backlogs and not self.draining:
             return str(self.handed)
-        return json.dumps({"handed": self.handed, "backlogs": [list(b) for b in self.backlogs]})
+        return json.dumps({"handed": self.handed, "draining": self.draining,
+                           "backlogs": [list(b) for b in self.backlogs]})
+
+
+def fresh_tail(entries: Sequence[tuple[int, int]], after: int, most: int) -> int:
+    """Where the trailing entries holding at most ``most`` events begin: the log index of the
+    entry before them (``after`` if they all fit). Events sent after a bulk load, within the
+    tick that finds it, are derived as fresh events, not after the whole backlog."""
+    count = 0
+    for index, events in reversed(entries):
+        if count + events > most:
+            return index
+        count += events
+    return after
 
 
 def next_chunks(cursor: LogCursor, cluster: ClusterResource, wanted: int,

@@ -136,6 +136,7 @@ def test_a_fresh_range_derived_ahead_of_a_backlog_ends_as_in_log_order(
     from memorose_dagster.node.node import Node
 
     monkeypatch.setattr(sensors, "CHUNK_EVENTS", len(SESSIONS[0]))
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 1)
     nodes = [Node(make_settings(tmp_path / name), embedder=embedder) for name in ("a", "b")]
     try:
         for n in nodes:

@@ -53,40 +53,51 @@ def span(request: dg.RunRequest) -> tuple[int, int]:
     return int(request.tags["memorose/log_after"]), int(request.tags["memorose/log_until"])
 
 
-def test_the_sensor_hands_out_a_backlog_in_chunks_a_fresh_range_goes_ahead_of(node, monkeypatch):
+def waiting_run(instance: dg.DagsterInstance, priority: str) -> None:
+    """A memory_job run in the queue (NOT_STARTED counts as QUEUED, which needs an origin)."""
+    instance.add_run(dg.DagsterRun(job_name="memory_job", status=dg.DagsterRunStatus.NOT_STARTED,
+                                   tags={PRIORITY_TAG: priority}))
+
+
+def test_the_sensor_hands_out_a_backlog_in_chunks_fresh_ranges_go_ahead_of(node, monkeypatch):
     monkeypatch.setattr(sensors, "CHUNK_EVENTS", 10)
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 2)
     cluster = InProcessClusterResource.for_node(node)
     instance = dg.DagsterInstance.ephemeral()
     for batch in range(8):  # a bulk load: 8 log entries of 4 events, 3 users
-        ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)],
-               user=f"user_{batch % 3}")
-    applied = node.applied_index
+        end, _ = ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)],
+                        user=f"user_{batch % 3}")
+    sent, _ = ingest(node, ["I started a new job at the harbour"], user="user_9")
     first = tick(cluster, instance=instance)
-    assert len(first.run_requests) == sensors.BACKLOG_QUEUE  # the rest when the queue drains
-    waiting = dg.DagsterRunStatus.NOT_STARTED  # counted with QUEUED (which needs an origin)
-    for _ in range(sensors.BACKLOG_QUEUE):  # two chunks wait in the queue: none more
-        instance.add_run(dg.DagsterRun(job_name="memory_job", status=waiting,
-                                       tags={PRIORITY_TAG: sensors.BACKLOG_PRIORITY}))
-    assert isinstance(tick(cluster, first.cursor, instance), dg.SkipReason)
+    tail, *chunks = first.run_requests  # the event sent after the bulk goes first
+    assert span(tail) == (end, sent) and tail.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    assert len(chunks) == sensors.BACKLOG_QUEUE  # the rest once the queue drains
+
+    waiting_run(instance, sensors.FRESH_PRIORITY)
+    for _ in range(sensors.BACKLOG_QUEUE):
+        waiting_run(instance, sensors.BACKLOG_PRIORITY)
+    later, _ = ingest(node, ["We adopted a dog called Biscuit"], user="user_9")
+    held = tick(cluster, first.cursor, instance)  # a fresh run and two chunks wait: nothing
+    assert isinstance(held, dg.SkipReason)
     instance.wipe()  # the queue drained
 
-    fresh_index, _ = ingest(node, ["I started a new job at the harbour"], user="user_9")
     second = tick(cluster, first.cursor, instance)
     fresh, *rest = second.run_requests
-    assert span(fresh) == (applied, fresh_index) and second.cursor == str(fresh_index)
-    assert int(fresh.tags[PRIORITY_TAG]) > int(sensors.BACKLOG_PRIORITY)
+    assert span(fresh) == (sent, later) and fresh.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
     assert "horizon" not in fresh.run_config["ops"]["l1_memories"]["config"]
+    assert tick(cluster, second.cursor, instance).cursor == str(later)  # drained: a plain index
 
-    chunks = [*first.run_requests, *rest]
+    chunks += rest
     ranges = [span(r) for r in chunks]
-    assert ranges[0][0] == 0 and ranges[-1][1] == applied
+    assert ranges[0][0] == 0 and ranges[-1][1] == end
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # no gap
     events = dict(node.log_counts(0, 100, {"event"})["entries"])
     assert [sum(n for i, n in events.items() if a < i <= u) for a, u in ranges] == [12, 12, 8]
     assert [r.run_key for r in chunks] == [f"log-{a}-{u}" for a, u in ranges]
     assert {r.tags[PRIORITY_TAG] for r in chunks} == {sensors.BACKLOG_PRIORITY}
+    assert int(sensors.FRESH_PRIORITY) > int(sensors.BACKLOG_PRIORITY)
     assert {r.run_config["ops"]["l1_memories"]["config"]["horizon"]
-            for r in chunks} == {applied}  # only later chunks of the backlog defer a user
+            for r in chunks} == {end}  # only later chunks of the backlog defer a user
 
 
 @pytest.mark.parametrize(("entries", "ranges"), [
