@@ -17,12 +17,12 @@ event committed after it until it ends (minutes after a bulk load). A tick that 
 ``sensors/backlog.py``) with a lower run priority (``dagster/priority`` -1) than a tick's
 ordinary range (0). The queued run coordinator dequeues higher priority first (in order of
 creation within one), so fresh events wait for the chunk that is running, not for the backlog.
-While a backlog drains, the two take turns: a fresh range is requested only when no fresh run is
-queued or running (the events keep coming into the next one), so steady traffic cannot starve
-the backlog. Deriving a user's fresh events before older ones of a backlog gives the same
-memories (``memory/consolidate.py`` merges either way round), and a chunk defers a user's graph
-and insights only to later chunks of its own backlog (``LogRange.horizon``): the last one defers
-nobody, whatever was derived after it.
+Fresh runs alone can keep the one run slot busy (a run costs ~4 s however few its events), so
+while a backlog drains it gets a turn at least every ``BACKLOG_TURN`` seconds: fresh ranges then
+wait (their events go into the next one) until a chunk has started. Deriving a user's fresh
+events before older ones of a backlog gives the same memories (``memory/consolidate.py`` merges
+either way round), and a chunk defers a user's graph and insights only to later chunks of its
+own backlog (``LogRange.horizon``): the last one defers nobody, whatever was derived after it.
 
 Re-derivation: every memory names the logic that made it (``derivation``). When the
 consolidator changes (or the model provider does), ``rederive_sensor`` finds the ingest days that
@@ -51,11 +51,15 @@ from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
 CHUNK_EVENTS = 1000
 BACKLOG_QUEUE = 2  # backlog chunks kept queued: the lane never waits for a tick to go on
 FRESH_TAIL = 100  # events at the end of a new backlog derived as fresh ones: a tick's traffic
+# Seconds the backlog may wait behind fresh runs before fresh ranges wait for it: 30 s of fresh
+# runs, then a chunk (~10 s) gives the backlog a quarter of the slot under steady traffic.
+BACKLOG_TURN = 30.0
 PRIORITY_TAG = "dagster/priority"  # read by Dagster's QueuedRunCoordinator
 FRESH_PRIORITY, BACKLOG_PRIORITY = "0", "-1"
 WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]
 RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
            dg.DagsterRunStatus.CANCELING]
+DONE = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),
@@ -90,18 +94,18 @@ def log_sensor(context: dg.SensorEvaluationContext,
     cursor = LogCursor.parse(context.cursor)
     before, requests = cursor.dump(), []
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    queue = RunQueue.of(context.instance) if cursor.draining else None
+    queue = BacklogLane.of(context.instance) if cursor.draining else None
     has_events, applied, scanned_to = cluster.has_new(cursor.handed, ["event"])
-    if has_events and not (queue and queue.fresh_active):  # else: into the next fresh range
+    if has_events and not (queue and queue.starved):  # else: into the next fresh range
         requests += hand_out(cursor, cluster, applied, day)
     elif not has_events:  # perhaps entries without events (access flushes, derived records)
         cursor.handed = max(cursor.handed, scanned_to)
     if cursor.backlogs:
-        wanted = BACKLOG_QUEUE - (queue.backlog_waiting if queue else 0)
+        wanted = BACKLOG_QUEUE - (queue.waiting if queue else 0)
         requests += [range_request(after, until, day, BACKLOG_PRIORITY, horizon=horizon)
                      for after, until, horizon in next_chunks(cursor, cluster, wanted,
                                                               CHUNK_EVENTS)]
-    elif queue and not queue.backlog_active and not requests:
+    elif queue and not queue.waiting + queue.running and not requests:
         cursor.draining = False
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=cursor.dump())
@@ -127,21 +131,33 @@ def hand_out(cursor: LogCursor, cluster: ClusterResource, applied: int,
 
 
 @dataclass
-class RunQueue:
-    """memory_job runs of each lane waiting in the queue or in progress."""
+class BacklogLane:
+    """The backlog's memory_job runs: how many wait in the queue or are in progress, and how
+    many seconds ago one last started or ended (or the oldest waiting one was queued)."""
 
-    fresh_active: int
-    backlog_waiting: int
-    backlog_active: int
+    waiting: int
+    running: int
+    idle: float
+
+    @property
+    def starved(self) -> bool:
+        return bool(self.waiting) and not self.running and self.idle > BACKLOG_TURN
 
     @classmethod
-    def of(cls, instance: dg.DagsterInstance) -> "RunQueue":
-        def count(priority: str, statuses: list[dg.DagsterRunStatus]) -> int:
-            return instance.get_runs_count(dg.RunsFilter(
-                job_name=memory_job.name, tags={PRIORITY_TAG: priority}, statuses=statuses))
+    def of(cls, instance: dg.DagsterInstance) -> "BacklogLane":
+        def runs(statuses: list[dg.DagsterRunStatus]) -> dg.RunsFilter:
+            return dg.RunsFilter(job_name=memory_job.name, statuses=statuses,
+                                 tags={PRIORITY_TAG: BACKLOG_PRIORITY})
 
-        return cls(count(FRESH_PRIORITY, WAITING + RUNNING),
-                   count(BACKLOG_PRIORITY, WAITING), count(BACKLOG_PRIORITY, WAITING + RUNNING))
+        oldest = instance.get_run_records(runs(WAITING), limit=1, order_by="create_timestamp",
+                                          ascending=True)
+        moved = instance.get_run_records(runs(RUNNING + DONE), limit=1,
+                                         order_by="update_timestamp")
+        now = datetime.now(UTC)
+        last = max([r.create_timestamp for r in oldest] + [r.update_timestamp for r in moved],
+                   default=now)
+        return cls(instance.get_runs_count(runs(WAITING)), instance.get_runs_count(runs(RUNNING)),
+                   (now - last).total_seconds())
 
 
 def range_request(after: int, until: int, day: str, priority: str,

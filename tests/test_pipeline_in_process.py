@@ -77,15 +77,21 @@ def test_the_sensor_hands_out_a_backlog_in_chunks_fresh_ranges_go_ahead_of(node,
     for _ in range(sensors.BACKLOG_QUEUE):
         waiting_run(instance, sensors.BACKLOG_PRIORITY)
     later, _ = ingest(node, ["We adopted a dog called Biscuit"], user="user_9")
-    held = tick(cluster, first.cursor, instance)  # a fresh run and two chunks wait: nothing
-    assert isinstance(held, dg.SkipReason)
+    ahead = tick(cluster, first.cursor, instance)  # two chunks wait: no more of them
+    assert [span(r) for r in ahead.run_requests] == [(sent, later)]
+    assert ahead.run_requests[0].tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    monkeypatch.setattr(sensors, "BACKLOG_TURN", -1.0)  # the chunks waited their turn out
+    ingest(node, ["Biscuit learned to swim"], user="user_9")
+    assert isinstance(tick(cluster, ahead.cursor, instance), dg.SkipReason)  # fresh ones wait
     instance.wipe()  # the queue drained
 
-    second = tick(cluster, first.cursor, instance)
+    second = tick(cluster, ahead.cursor, instance)
     fresh, *rest = second.run_requests
-    assert span(fresh) == (sent, later) and fresh.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    assert span(fresh) == (later, node.applied_index)
+    assert fresh.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
     assert "horizon" not in fresh.run_config["ops"]["l1_memories"]["config"]
-    assert tick(cluster, second.cursor, instance).cursor == str(later)  # drained: a plain index
+    drained = tick(cluster, second.cursor, instance).cursor
+    assert drained == str(node.applied_index)  # a plain index again
 
     chunks += rest
     ranges = [span(r) for r in chunks]
