@@ -17,9 +17,10 @@ event committed after it until it ends (minutes after a bulk load). A tick that 
 ``sensors/backlog.py``) with a lower run priority (``dagster/priority`` -1) than a tick's
 ordinary range (0). The queued run coordinator dequeues higher priority first (in order of
 creation within one), so fresh events wait for the chunk that is running, not for the backlog.
-Fresh runs alone can keep the one run slot busy (a run costs ~4 s however few its events), so
-while a backlog drains it gets a turn at least every ``BACKLOG_TURN`` seconds: fresh ranges then
-wait (their events go into the next one) until a chunk has started. Deriving a user's fresh
+While a backlog drains, new events wait for the next fresh range when one fresh run already
+waits (a run costs ~4 s however few its events: one a tick would pile up behind a chunk), and
+fresh runs alone could keep the one run slot busy, so the backlog gets a turn at least every
+``BACKLOG_TURN`` seconds: fresh ranges then wait until a chunk has started. Deriving a user's fresh
 events before older ones of a backlog gives the same memories (``memory/consolidate.py`` merges
 either way round), and a chunk defers a user's graph and insights only to later chunks of its
 own backlog (``LogRange.horizon``): the last one defers nobody, whatever was derived after it.
@@ -94,9 +95,9 @@ def log_sensor(context: dg.SensorEvaluationContext,
     cursor = LogCursor.parse(context.cursor)
     before, requests = cursor.dump(), []
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    queue = BacklogLane.of(context.instance) if cursor.draining else None
+    queue = RunQueue.of(context.instance) if cursor.draining else None
     has_events, applied, scanned_to = cluster.has_new(cursor.handed, ["event"])
-    if has_events and not (queue and queue.starved):  # else: into the next fresh range
+    if has_events and not (queue and queue.holds_fresh):  # else: into the next fresh range
         requests += hand_out(cursor, cluster, applied, day)
     elif not has_events:  # perhaps entries without events (access flushes, derived records)
         cursor.handed = max(cursor.handed, scanned_to)
@@ -131,23 +132,29 @@ def hand_out(cursor: LogCursor, cluster: ClusterResource, applied: int,
 
 
 @dataclass
-class BacklogLane:
-    """The backlog's memory_job runs: how many wait in the queue or are in progress, and how
-    many seconds ago one last started or ended (or the oldest waiting one was queued)."""
+class RunQueue:
+    """memory_job runs while a backlog drains: fresh ones waiting; backlog ones waiting and in
+    progress, and how many seconds ago one last started or ended (or the oldest was queued)."""
 
+    fresh_waiting: int
     waiting: int
     running: int
     idle: float
 
     @property
-    def starved(self) -> bool:
-        return bool(self.waiting) and not self.running and self.idle > BACKLOG_TURN
+    def holds_fresh(self) -> bool:
+        """New events wait for the next fresh range: one fresh run already waits (it runs next;
+        one run a tick would pile up behind a chunk, ~4 s a run), or the backlog has waited its
+        turn out."""
+        return bool(self.fresh_waiting) or (
+            bool(self.waiting) and not self.running and self.idle > BACKLOG_TURN)
 
     @classmethod
-    def of(cls, instance: dg.DagsterInstance) -> "BacklogLane":
-        def runs(statuses: list[dg.DagsterRunStatus]) -> dg.RunsFilter:
+    def of(cls, instance: dg.DagsterInstance) -> "RunQueue":
+        def runs(statuses: list[dg.DagsterRunStatus],
+                 priority: str = BACKLOG_PRIORITY) -> dg.RunsFilter:
             return dg.RunsFilter(job_name=memory_job.name, statuses=statuses,
-                                 tags={PRIORITY_TAG: BACKLOG_PRIORITY})
+                                 tags={PRIORITY_TAG: priority})
 
         oldest = instance.get_run_records(runs(WAITING), limit=1, order_by="create_timestamp",
                                           ascending=True)
@@ -156,7 +163,8 @@ class BacklogLane:
         now = datetime.now(UTC)
         last = max([r.create_timestamp for r in oldest] + [r.update_timestamp for r in moved],
                    default=now)
-        return cls(instance.get_runs_count(runs(WAITING)), instance.get_runs_count(runs(RUNNING)),
+        return cls(instance.get_runs_count(runs(WAITING, FRESH_PRIORITY)),
+                   instance.get_runs_count(runs(WAITING)), instance.get_runs_count(runs(RUNNING)),
                    (now - last).total_seconds())
 
 

@@ -73,15 +73,19 @@ def test_the_sensor_hands_out_a_backlog_in_chunks_fresh_ranges_go_ahead_of(node,
     assert span(tail) == (end, sent) and tail.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
     assert len(chunks) == sensors.BACKLOG_QUEUE  # the rest once the queue drains
 
-    waiting_run(instance, sensors.FRESH_PRIORITY)
     for _ in range(sensors.BACKLOG_QUEUE):
         waiting_run(instance, sensors.BACKLOG_PRIORITY)
     later, _ = ingest(node, ["We adopted a dog called Biscuit"], user="user_9")
     ahead = tick(cluster, first.cursor, instance)  # two chunks wait: no more of them
     assert [span(r) for r in ahead.run_requests] == [(sent, later)]
     assert ahead.run_requests[0].tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
-    monkeypatch.setattr(sensors, "BACKLOG_TURN", -1.0)  # the chunks waited their turn out
     ingest(node, ["Biscuit learned to swim"], user="user_9")
+    waiting_run(instance, sensors.FRESH_PRIORITY)
+    assert isinstance(tick(cluster, ahead.cursor, instance), dg.SkipReason)  # into the next one
+    instance.wipe()
+    for _ in range(sensors.BACKLOG_QUEUE):
+        waiting_run(instance, sensors.BACKLOG_PRIORITY)
+    monkeypatch.setattr(sensors, "BACKLOG_TURN", -1.0)  # the chunks waited their turn out
     assert isinstance(tick(cluster, ahead.cursor, instance), dg.SkipReason)  # fresh ones wait
     instance.wipe()  # the queue drained
 
