@@ -125,9 +125,9 @@ def hand_out(cursor: LogCursor, cluster: ClusterResource, applied: int,
     if sum(events for _, events in entries) <= CHUNK_EVENTS:
         return [range_request(after, applied, day, FRESH_PRIORITY)]
     split = fresh_tail(entries, after, FRESH_TAIL)
-    cursor.backlogs.append((after, split))
-    cursor.draining = True
     tail = entries[-1][0] > split
+    cursor.backlogs.append((after, split if tail else applied))
+    cursor.draining = True
     return [range_request(split, applied, day, FRESH_PRIORITY)] if tail else []
 
 

@@ -121,6 +121,22 @@ def test_a_backlog_is_cut_at_entry_boundaries_into_contiguous_ranges(entries, ra
     assert chunk(entries, 0, 9, 8) == ranges
 
 
+def test_a_backlog_with_nothing_sent_after_it_runs_to_the_applied_index(node, monkeypatch):
+    from memorose_dagster.records import Access
+
+    monkeypatch.setattr(sensors, "CHUNK_EVENTS", 5)
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 2)
+    for batch in range(3):
+        _, ids = ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)])
+    node.submit([Access(tenant="default", user_id="user_1", record_id=ids[0],
+                        target_kind="event", count=1, last_access=1.0).to_dict()],
+                wait_indexed=False)  # an entry without events ends the log
+    result = tick(InProcessClusterResource.for_node(node), instance=dg.DagsterInstance.ephemeral())
+    ranges = [span(r) for r in result.run_requests]
+    assert ranges[0][0] == 0 and ranges[-1][1] == node.applied_index and len(ranges) == 2
+    assert {r.tags[PRIORITY_TAG] for r in result.run_requests} == {sensors.BACKLOG_PRIORITY}
+
+
 @pytest.mark.parametrize("wanted", [1, 2, 5])
 def test_a_backlog_handed_out_a_few_chunks_at_a_time_is_cut_as_at_once(node, wanted):
     for i, n in enumerate([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]):
