@@ -46,9 +46,9 @@ from sensors.lake import lake_job as lake_job
 from sensors.lake import lake_sensor as lake_sensor
 from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
 
-# Events per run of a backlog: ~5 s of derivation on 2 cores (150-200 events/s), the longest a
-# fresh range waits behind it; each run also costs ~2 s to launch, so much smaller chunks would
-# slow the backlog down.
+# Events per run of a backlog: 5-8 s of derivation on 2 cores, the longest a fresh range waits
+# behind it; each run also costs ~2 s to launch and dequeue, so smaller chunks slow the backlog
+# down (500: fresh p95 -4 s, bulk +46%; bench/README.md, pipeline_lag.py --bulk).
 CHUNK_EVENTS = 1000
 BACKLOG_QUEUE = 2  # backlog chunks kept queued: the lane never waits for a tick to go on
 FRESH_TAIL = 100  # events at the end of a new backlog derived as fresh ones: a tick's traffic
