@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/retrieve", routes.retrieve, methods=["POST"]),
             Route("/api/v1/cluster/status", routes.cluster_status),
             Route("/api/v1/admin/log", routes.read_log),
+            Route("/api/v1/admin/log/counts", routes.log_counts),
             Route("/api/v1/admin/commit", routes.commit, methods=["POST"]),
             Route("/api/v1/admin/records", routes.list_records),
             Route("/api/v1/admin/candidates", routes.l1_candidates, methods=["POST"]),

@@ -95,6 +95,14 @@ def build() -> dict[str, Any]:
             "parameters": [{"name": n, "in": "query", "schema": {"type": "integer"}}
                            for n in ("after", "limit", "until")]
             + [{"name": "kinds", "in": "query", "schema": {"type": "string"}}]}},
+        "/api/v1/admin/log/counts": {"get": {**_op(
+            "Per committed entry after a cursor, how many records of kinds it holds, counted "
+            "from the log alone (admin)", 200, "{entries: [[log_index, records]], next_cursor, "
+            "applied_index}", _400="bad after, until, limit or kinds",
+            _403="admin key required"),
+            "parameters": [{"name": n, "in": "query", "schema": {"type": "integer"}}
+                           for n in ("after", "limit", "until")]
+            + [{"name": "kinds", "in": "query", "schema": {"type": "string"}}]}},
         "/api/v1/admin/records": {"get": {**_op(
             "Every record of one kind for one user (admin)", 200, "{records}",
             _400="unknown kind, missing user_id, or a bad user_id, tenant or stream_id",

@@ -134,17 +134,31 @@ async def read_log(request: Request) -> JSONResponse:
     ``next_cursor`` is the last index scanned, so a filtered page still moves the cursor.
     """
     require_admin(request)
-    params = request.query_params
+    after, limit, kinds, until = _log_range(request.query_params, 5000)
+    page = await run_in_threadpool(node_of(request).read_log, after, limit, kinds, until)
+    return JSONResponse(page)
+
+
+def _log_range(params: Any, max_limit: int) -> tuple[int, int, set[str] | None, int | None]:
+    """``after``, ``limit``, ``kinds`` and ``until`` of a read of the log, checked."""
     after, limit = int_param(params, "after", 0), int_param(params, "limit", 500)
     until = int_param(params, "until", -1)
-    if after < 0 or not 1 <= limit <= 5000:
-        raise InvalidInput("after must be >= 0 and limit within 1..5000", field="limit")
+    if after < 0 or not 1 <= limit <= max_limit:
+        raise InvalidInput(f"after must be >= 0 and limit within 1..{max_limit}", field="limit")
     kinds = set(filter(None, params.get("kinds", "").split(","))) or None
     unknown = (kinds or set()) - set(RECORD_TYPES)
     if unknown:
         raise InvalidInput(f"unknown kinds: {sorted(unknown)}", field="kinds")
-    page = await run_in_threadpool(node_of(request).read_log, after, limit, kinds,
-                                   until if until >= 0 else None)
+    return after, limit, kinds, until if until >= 0 else None
+
+
+async def log_counts(request: Request) -> JSONResponse:
+    """Pipeline: per committed entry after a cursor, ``[log_index, records]``: how many records
+    of ``kinds`` it holds (entries with none are left out), counted from the log alone, no
+    record read. ``next_cursor`` is the last index scanned, as for the log itself."""
+    require_admin(request)
+    after, limit, kinds, until = _log_range(request.query_params, 50_000)
+    page = await run_in_threadpool(node_of(request).log_counts, after, limit, kinds, until)
     return JSONResponse(page)
 
 

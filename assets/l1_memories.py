@@ -16,7 +16,7 @@ from assets.selection import (
     with_previous,
     with_vectors,
 )
-from memorose_dagster.memory.consolidate import consolidate, is_noise, memories_for
+from memorose_dagster.memory.consolidate import consolidation, is_noise, memories_for
 from memorose_dagster.memory.facts import consolidate_facts
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
@@ -25,15 +25,17 @@ from memorose_dagster.records import Tombstone
 
 
 def derive(model: ModelResource, events: list[dict[str, Any]],
-           streams: dict[str, list[dict[str, Any]]], existing: list[dict[str, Any]]) -> list:
-    """The local consolidator, or Gemini's facts when the model provider is Gemini."""
+           streams: dict[str, list[dict[str, Any]]],
+           existing: list[dict[str, Any]]) -> tuple[list, list[str]]:
+    """The local consolidator, or Gemini's facts when the model provider is Gemini: memories,
+    and the ids of existing ones merged into an earlier one."""
     extractor = model.extractor()
     if extractor is None:
-        return consolidate(with_previous(events, streams), streams, existing)
+        return consolidation(with_previous(events, streams), streams, existing)
     text_events = [e for e in events if e.get("content_type", "text") == "text"]
     facts = extractor.extract_facts(text_events)
     return consolidate_facts(facts, text_events, existing, extractor.decide_updates,
-                             extractor.model)
+                             extractor.model), []
 
 
 def probes(targets: list[dict[str, Any]], streams: dict[str, list[dict[str, Any]]]) -> list:
@@ -73,10 +75,11 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
                 model: ModelResource) -> dg.MaterializeResult:
     """Consolidated memories (L1): noise dropped, atomic memories (one per statement of an
     informative event) with the turn's other statements and its neighbouring turns as context,
-    relative dates resolved, duplicates merged, older values of
-    the same fact superseded, keywords, entities, importance and the ids of the events it came
-    from. Ids derive from the source events, so a rerun overwrites in place; memories an earlier
-    logic derived only from these events that this one does not produce are retired."""
+    relative dates resolved, duplicates merged into the earliest (whichever was derived first),
+    older values of the same fact superseded, keywords, entities, importance and the ids of the
+    events it came from. Ids derive from the source events, so a rerun overwrites in place;
+    memories an earlier logic derived only from these events that this one does not produce, and
+    later duplicates merged into a memory derived now, are retired."""
     started = time.perf_counter()
     events = select_events(context, config, cluster)
     event_ids = {e["event_id"] for e in events}
@@ -89,12 +92,13 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
         existing = existing_for(cluster, model, tenant, user, with_previous(mine, streams),
                                 streams, mine)
         stored.update((m["id"], m) for m in existing)
-        fresh = [m.to_dict() for m in derive(model, mine, streams, existing)]
+        made, absorbed = derive(model, mine, streams, existing)
+        fresh, merged = [m.to_dict() for m in made], set(absorbed)
         kept = {m["id"] for m in fresh} | {m["id"] for m in existing
                                            if not event_ids.issuperset(m["source_event_ids"])}
         retired += [Tombstone(tenant=tenant, target_kind="l1", target_id=old["id"],
-                              reason="re-derived").to_dict()
-                    for old in existing if old["id"] not in kept]
+                              reason="merged" if old["id"] in merged else "re-derived").to_dict()
+                    for old in existing if old["id"] not in kept - merged]
         memories += fresh
     # A merge or a supersede changes a memory but not its text: its vector stays as it is.
     vectors = embed([m for m in memories if needs_vector(m, stored.get(m["id"]))],

@@ -33,8 +33,11 @@ MAX_DEFER_ENTRIES = 2000  # a user's whole-history products are never older than
 
 
 def users_coming(config: LogRange, cluster: ClusterResource) -> set[tuple[str, str]]:
-    """Users with events committed after this run's range (none for a backfill)."""
-    return cluster.users_after(config.until, LOOKAHEAD_ENTRIES) if config.until > 0 else set()
+    """Users with events committed after this run's range, up to its horizon (none for a
+    backfill, nor for the last chunk of a backlog: what comes after it may be derived already)."""
+    if config.until == 0 or 0 < config.horizon <= config.until:
+        return set()
+    return cluster.users_after(config.until, LOOKAHEAD_ENTRIES, config.horizon or None)
 
 
 def deferred(user: tuple[str, str], coming: set[tuple[str, str]],

@@ -20,11 +20,18 @@ Reported, as one table:
   event's log index): waiting for a sensor tick (ack -> run created), queued, launching the run
   worker, run start -> ``l1_memories`` step done, and step done -> seen by the poller.
 
+``--bulk N`` first ingests N events of ``history.py``'s conversational histories (many users,
+batches of 500 from 2 clients, as ``realistic.py`` does) and starts the trickle as soon as they are
+acknowledged, so the trickle runs while the bulk is being derived. It adds a table: how long the
+bulk took from its first batch to the end of the last run over a log range holding bulk entries
+(fully derived: L1, graph and L2), and the trickle's lag while that was going on.
+
 The poller's 0.25 s period bounds the resolution of "seen".
 
     python bench/pipeline_lag.py              # 2 events/s for 60 s
     python bench/pipeline_lag.py --quick      # 2 events/s for 20 s
     python bench/pipeline_lag.py --rate 5 --seconds 30
+    python bench/pipeline_lag.py --bulk 10000 --seconds 60   # a trickle beside a bulk load
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from history import History
 
 HOST = "127.0.0.1"
 USER = "bench_user"
@@ -68,6 +76,10 @@ ACTIVE_RUN_STATUSES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELIN
 PHASES = ("RUN_ENQUEUED", "RUN_STARTING", "RUN_START")
 PROCESS_STARTED = "Started process for run"
 LOG_MARKERS = ("Traceback", "Error", "ERROR", "FAILURE", "exited (")
+BULK_BATCH = 500
+BULK_CLIENTS = 2
+BULK_EVENTS_PER_USER = 400
+BULK_SECONDS_PER_EVENT = 0.01  # extra wait for stragglers and idle runs per bulk event
 
 PEOPLE = ("Ana", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas",
           "Keiko", "Luca", "Marta", "Nuno", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tariq")
@@ -98,6 +110,15 @@ class Sent:
 
 
 @dataclass
+class Bulk:
+    events: int
+    users: int
+    started: float  # wall clock, first batch sent
+    acked: float  # wall clock, last batch acknowledged
+    last_index: int  # the highest log index holding bulk events
+
+
+@dataclass
 class RunInfo:
     run_id: str
     status: str
@@ -106,6 +127,7 @@ class RunInfo:
     ended: float | None
     after: int | None
     until: int | None
+    priority: str
     phases: dict[str, float] = field(default_factory=dict)
     steps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
@@ -233,6 +255,36 @@ def send_events(base_url: str, rate: float, seconds: float) -> tuple[list[Sent],
     return sent, failures, 0
 
 
+def ingest_bulk(base_url: str, events: int) -> Bulk:
+    """``events`` events of ``history.py`` (seeded), in batches over ``BULK_CLIENTS`` clients."""
+    users = max(1, events // BULK_EVENTS_PER_USER)
+    history = History(events, users).events()
+    batches = [history[i:i + BULK_BATCH] for i in range(0, len(history), BULK_BATCH)]
+    indexes: list[int] = []
+    lock = threading.Lock()
+
+    def send(share: Sequence[list[dict[str, Any]]]) -> None:
+        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+            for batch in share:
+                response = client.post("/api/v1/events/batch", json={"events": batch})
+                if response.status_code != 201:
+                    raise RuntimeError(f"bulk batch: HTTP {response.status_code} "
+                                       f"{response.text[:200]}")
+                with lock:
+                    indexes.append(int(response.json()["log_index"]))
+
+    started = time.time()
+    threads = [threading.Thread(target=send, args=(batches[i::BULK_CLIENTS],))
+               for i in range(BULK_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(indexes) != len(batches):
+        raise RuntimeError(f"bulk: {len(indexes)} of {len(batches)} batches acknowledged")
+    return Bulk(len(history), users, started, time.time(), max(indexes))
+
+
 def wait_stragglers(poller: Poller, sent: Sequence[Sent], timeout: float) -> float:
     started = time.monotonic()
     wanted = {s.event_id for s in sent}
@@ -250,6 +302,13 @@ RUNS_QUERY = """
         stepStats { stepKey status startTime endTime }
         eventConnection(limit: 200) { events { __typename
             ... on MessageEvent { timestamp eventType message } } } } }
+    ... on PythonError { message } } }
+"""
+
+
+OTHER_RUNS_QUERY = """
+{ runsOrError { __typename
+    ... on Runs { results { pipelineName status startTime endTime } }
     ... on PythonError { message } } }
 """
 
@@ -274,7 +333,8 @@ def parse_run(raw: dict[str, Any]) -> RunInfo:
     run = RunInfo(run_id=raw["runId"], status=raw["status"], created=raw["creationTime"],
                   started=raw["startTime"], ended=raw["endTime"],
                   after=_tag_int(tags, "memorose/log_after"),
-                  until=_tag_int(tags, "memorose/log_until"))
+                  until=_tag_int(tags, "memorose/log_until"),
+                  priority=tags.get("dagster/priority", "0"))
     for event in raw["eventConnection"]["events"]:
         kind = event.get("eventType")
         if kind == "ENGINE_EVENT" and event["message"].startswith(PROCESS_STARTED):
@@ -291,6 +351,20 @@ def fetch_runs(dagster_url: str) -> list[RunInfo]:
     if data["__typename"] != "Runs":
         raise RuntimeError(f"runsOrError: {data}")
     return sorted((parse_run(r) for r in data["results"]), key=lambda r: r.created)
+
+
+def other_job_rows(dagster_url: str) -> list[tuple[str, str]]:
+    """The runs of other jobs (the lake's): they share the one-run-at-a-time queue."""
+    data = graphql(dagster_url, OTHER_RUNS_QUERY)["runsOrError"]
+    if data["__typename"] != "Runs":
+        raise RuntimeError(f"runsOrError: {data}")
+    spans: dict[str, list[float]] = {}
+    for run in data["results"]:
+        if run["pipelineName"] != "memory_job":
+            spans.setdefault(run["pipelineName"], []).append(
+                (run["endTime"] or 0) - (run["startTime"] or 0) if run["startTime"] else 0.0)
+    return [(f"{name} runs, duration mean", fmt_mean(values))
+            for name, values in sorted(spans.items())] or [("runs of other jobs", "none")]
 
 
 def wait_runs_idle(dagster_url: str, timeout: float) -> list[RunInfo]:
@@ -377,8 +451,13 @@ def run_rows(runs: Sequence[RunInfo]) -> list[tuple[str, str]]:
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.status] = statuses.get(run.status, 0) + 1
+    priorities: dict[str, int] = {}
+    for run in runs:
+        priorities[run.priority] = priorities.get(run.priority, 0) + 1
     rows = [("memory_job runs", f"{len(runs)}  "
-             + ", ".join(f"{k}={v}" for k, v in sorted(statuses.items())))]
+             + ", ".join(f"{k}={v}" for k, v in sorted(statuses.items()))),
+            ("runs by priority (dagster/priority)",
+             ", ".join(f"{k}: {v}" for k, v in sorted(priorities.items())))]
     for label, start, end in RUN_SPANS:
         values = [v for v in (span(r, start, end) for r in runs) if v is not None]
         rows.append((label, fmt_mean(values)))
@@ -437,7 +516,29 @@ def per_run_rows(runs: Sequence[RunInfo], sent: Sequence[Sent]) -> list[tuple[st
                  span(run, "RUN_START", "ended")]
         cells = "  ".join("   n/a" if v is None else f"{v:6.2f}" for v in parts)
         rows.append((f"run {number:2d} +{run.created - origin:6.1f} s {run.status}",
-                     f"{events:3d} events  queued/launch/run {cells} s"))
+                     f"({run.after}, {run.until}] priority {run.priority:>2}  {events:3d} bench "
+                     f"events  queued/launch/run {cells} s"))
+    return rows
+
+
+def bulk_rows(bulk: Bulk, runs: Sequence[RunInfo], sent: Sequence[Sent],
+              seen: dict[str, float]) -> list[tuple[str, str]]:
+    """How long the bulk took to be derived, and the trickle's lag while it was."""
+    over = [r for r in runs if r.after is not None and r.after < bulk.last_index]
+    done = [r.ended for r in over if r.ended is not None]
+    complete = bool(over) and all(r.status == "SUCCESS" for r in over)
+    rows = [("bulk events / users", f"{bulk.events} / {bulk.users}"),
+            ("bulk ingest (first batch -> last ack)", f"{bulk.acked - bulk.started:6.2f} s"),
+            ("bulk runs (ranges holding bulk entries)",
+             f"{len(over)}, " + ("all SUCCESS" if complete else "NOT all successful"))]
+    if done and complete:
+        seconds = max(done) - bulk.started
+        rows.append(("bulk fully derived (first batch -> last bulk run ends)",
+                     f"{seconds:6.1f} s  ({bulk.events / seconds:,.0f} events/s)"))
+        during = [seen[s.event_id] - s.ack_at for s in sent
+                  if s.event_id in seen and s.ack_at < max(done)]
+        rows.append(("trickle lag while the bulk was derived p50 / p95 / max",
+                     fmt_dist(during) + f"  (n={len(during)})"))
     return rows
 
 
@@ -457,7 +558,12 @@ def print_machine(args: argparse.Namespace) -> None:
           f"Python {platform.python_version()} ({sys.executable}), load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"load: rate {args.rate} events/s for {args.seconds} s, one user, poll every "
-          f"{POLL_PERIOD} s, stragglers up to {STRAGGLER_DEADLINE:.0f} s", flush=True)
+          f"{POLL_PERIOD} s, stragglers up to {straggler_deadline(args):.0f} s"
+          + (f"; after a bulk of {args.bulk} events" if args.bulk else ""), flush=True)
+
+
+def straggler_deadline(args: argparse.Namespace) -> float:
+    return STRAGGLER_DEADLINE + args.bulk * BULK_SECONDS_PER_EVENT
 
 
 def suspicious_log_lines(log_path: Path, limit: int = 25) -> list[str]:
@@ -470,16 +576,23 @@ def suspicious_log_lines(log_path: Path, limit: int = 25) -> list[str]:
 
 
 def measure(args: argparse.Namespace, api_url: str, dagster_url: str) -> list[RunInfo]:
-    poller = Poller(api_url, args.seconds + STRAGGLER_DEADLINE + IDLE_DEADLINE + 60)
+    extra = args.bulk * BULK_SECONDS_PER_EVENT
+    poller = Poller(api_url, args.seconds + STRAGGLER_DEADLINE + IDLE_DEADLINE + 2 * extra + 60)
     poller.start()
+    bulk = None
     try:
+        if args.bulk:
+            bulk = ingest_bulk(api_url, args.bulk)
+            print(f"bulk: {bulk.events} events of {bulk.users} users acknowledged in "
+                  f"{bulk.acked - bulk.started:.1f} s (up to log index {bulk.last_index}); "
+                  "starting the trickle", flush=True)
         started = time.monotonic()
         sent, failed, unsent = send_events(api_url, args.rate, args.seconds)
         elapsed = time.monotonic() - started
         print(f"sent {len(sent)} events in {elapsed:.1f} s; waiting for stragglers", flush=True)
-        waited = wait_stragglers(poller, sent, STRAGGLER_DEADLINE)
+        waited = wait_stragglers(poller, sent, straggler_deadline(args))
         print(f"waited {waited:.1f} s for stragglers; waiting for runs to finish", flush=True)
-        runs = wait_runs_idle(dagster_url, IDLE_DEADLINE)
+        runs = wait_runs_idle(dagster_url, IDLE_DEADLINE + extra)
     finally:
         poller.stop_event.set()
         poller.join(timeout=REQUEST_TIMEOUT + 5)
@@ -487,7 +600,9 @@ def measure(args: argparse.Namespace, api_url: str, dagster_url: str) -> list[Ru
     print(f"poller: {poller.polls} polls, {poller.errors} errors; load average now "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print_table("Events", event_rows(sent, seen, runs, (failed, unsent), elapsed))
-    print_table("Dagster runs (memory_job)", run_rows(runs))
+    if bulk is not None:
+        print_table("Bulk load", bulk_rows(bulk, runs, sent, seen))
+    print_table("Dagster runs (memory_job)", run_rows(runs) + other_job_rows(dagster_url))
     print_table("Per run (created at + s after the first)", per_run_rows(runs, sent))
     return runs
 
@@ -498,11 +613,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="length of the send phase in seconds (default 60)")
     parser.add_argument("--quick", action="store_true", help="rate 2 for 20 s")
+    parser.add_argument("--bulk", type=int, default=0, metavar="N",
+                        help="first ingest N events of many users (batched); the trickle "
+                             "then runs while they are derived")
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.seconds = 2.0, 20.0
-    if args.rate <= 0 or args.seconds <= 0:
-        parser.error("--rate and --seconds must be positive")
+    if args.rate <= 0 or args.seconds <= 0 or args.bulk < 0:
+        parser.error("--rate and --seconds must be positive, --bulk not negative")
     return args
 
 

@@ -192,6 +192,17 @@ class ApiMethods:
             params += f"&until={until}"
         return self._run(Call("GET", "/api/v1/admin/log" + params))
 
+    def log_counts(self, after: int, until: int | None = None, limit: int = 10_000,
+                   kinds: list[str] | None = None) -> dict[str, Any]:
+        """Per committed entry after log index ``after``, how many records of ``kinds`` it
+        holds: entries (``[log_index, records]``), next_cursor, applied_index."""
+        params = f"?after={after}&limit={limit}"
+        if kinds:
+            params += "&kinds=" + ",".join(kinds)
+        if until is not None:
+            params += f"&until={until}"
+        return self._run(Call("GET", "/api/v1/admin/log/counts" + params))
+
     def list_records(self, kind: str, user_id: str, tenant: str = "default",
                      streams: set[str] | None = None) -> list[dict]:
         """Every record of ``kind`` for one user; events of ``streams`` only, if given."""

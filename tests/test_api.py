@@ -116,6 +116,28 @@ def test_admin_log_and_commit_round_trip(client):
     assert any(r["kind"] == "l1" for e in after["entries"] for r in e["records"])
 
 
+def test_admin_log_counts_say_how_many_events_each_entry_holds(client):
+    batch = client.post("/api/v1/events/batch", json={"events": [
+        {"user_id": "u", "stream_id": "s", "content": f"fact {i}"} for i in range(3)]}).json()
+    single = ingest(client)
+    memory = {"kind": "l1", "id": "mem-1", "tenant": "default", "user_id": "user_123",
+              "stream_id": "session_1", "content": "Loves hiking",
+              "source_event_ids": [single["event_id"]]}
+    derived = client.post("/api/v1/admin/commit", json={"records": [memory]}).json()
+
+    def counts(**params):
+        return client.get("/api/v1/admin/log/counts", params={"after": 0, **params}).json()
+
+    events = counts(kinds="event")
+    assert events["entries"] == [[batch["log_index"], 3], [single["log_index"], 1]]
+    assert events["next_cursor"] == derived["log_index"] == events["applied_index"]
+    assert counts(kinds="event", until=batch["log_index"])["entries"] == [[batch["log_index"], 3]]
+    assert counts(kinds="event", limit=1)["next_cursor"] == batch["log_index"]
+    assert [n for _, n in counts()["entries"]][-1] == 1  # every kind: the memory's entry too
+    for bad in ({"limit": 0}, {"after": -1}, {"kinds": "nope"}):
+        assert client.get("/api/v1/admin/log/counts", params=bad).status_code == 400, bad
+
+
 def test_admin_records_of_some_streams_only(client):
     ids = {stream: ingest(client, stream=stream, content=f"fact in {stream}")["event_id"]
            for stream in ("a", "b", "c")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from memorose_dagster.ids import new_id, stable_id
-from memorose_dagster.memory.consolidate import consolidate, is_noise
+from memorose_dagster.memory.consolidate import consolidate, consolidation, is_noise
 from memorose_dagster.memory.graph import build_graph, expansion, neighbourhood, query_names
 from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.memory.rank import Candidate, rank
@@ -63,6 +63,45 @@ def test_duplicates_merge_into_the_first_memory():
     assert len(memories) == 1
     (memory,) = memories.values()
     assert memory.source_event_ids == sorted(e["event_id"] for e in evs)
+
+
+def in_runs(runs, streams):
+    """What runs over ``runs`` (lists of events) leave stored, each run seeing what the ones
+    before it committed: changed memories written, merged-away ones retired."""
+    stored: dict[str, dict] = {}
+    for targets in runs:
+        memories, absorbed = consolidation(targets, streams, list(stored.values()))
+        stored.update((m.id, m.to_dict()) for m in memories)
+        for rid in absorbed:
+            del stored[rid]
+    return stored
+
+
+def test_duplicates_merge_into_the_first_memory_whatever_order_they_are_derived_in():
+    """A run over newer events can go before one over older events (a fresh range ahead of a
+    backlog's chunks): the duplicate derived first is merged into the earlier memory when that
+    comes, and the chain of values ends as in log order."""
+    said = [*events("Ana: I live in Porto and love it", stream="s0"),
+            *events("Ana: Big news, I moved to Lisbon for work", ts=MAY_8 + 60, stream="s1"),
+            *events("Ana: I live in Porto and love it", ts=MAY_8 + 120, stream="s2")]
+    streams = {e["stream_id"]: [e] for e in said}
+    in_order = in_runs([[e] for e in said], streams)
+    assert len(in_order) == 2  # the restatement merged into the first memory
+    for order in ((2, 0, 1), (0, 2, 1), (2, 1, 0)):
+        assert in_runs([[said[i]] for i in order], streams) == in_order, order
+
+
+def test_a_memory_derived_again_keeps_the_duplicates_merged_into_it():
+    """A turn is derived again when its stream goes on (its reply has come): the later
+    duplicates merged into its memory in an earlier run stay merged."""
+    first, later = events("Ana: I live in Porto and love it", stream="s")[0], \
+        events("Ana: I live in Porto and love it", ts=MAY_8 + 60, stream="t")[0]
+    reply = events("Ana: We went to the beach on Sunday", ts=MAY_8 + 120, stream="s")[0]
+    streams = {"s": [first, reply], "t": [later]}
+    stored = in_runs([[first, later], [first, reply]], streams)
+    merged = next(m for m in stored.values() if first["event_id"] in m["source_event_ids"])
+    assert later["event_id"] in merged["source_event_ids"]
+    assert stored == in_runs([[first, later, reply]], streams)
 
 
 def test_rerun_gives_the_same_memories():
@@ -158,7 +197,7 @@ def test_a_turn_splits_into_atomic_statements():
                  "Also my sister Anna moved to Lisbon last week.",
                  "Melanie: Amazing, which part of Lisbon?")
     first, second = sorted((m for m in derive(evs).values() if m.content.startswith("Caroline")),
-                           key=lambda m: m.id != stable_id("l1", "t", evs[0]["event_id"], "0"))
+                           key=lambda m: m.id != stable_id("l1", evs[0]["event_id"], "0"))
     assert first.content == ("Caroline: Wow! I went to the LGBTQ support group yesterday. "
                              "It was powerful. [7 May 2023]")
     assert second.content.startswith("Caroline: Also my sister Anna moved to Lisbon last week. "

@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+import sensors
 from assets import ALL_ASSETS
+from assets.selection import users_coming
 from memorose_dagster.ids import new_id
 from memorose_dagster.log import keys
 from memorose_dagster.pipeline import asset_keys as keys_
 from memorose_dagster.pipeline.in_process import InProcessClusterResource
-from memorose_dagster.pipeline.partitions import range_run_config
+from memorose_dagster.pipeline.partitions import LogRange, range_run_config
 from memorose_dagster.pipeline.resources import ModelResource
 from memorose_dagster.records import Event
 
@@ -43,10 +45,10 @@ def ingest(node, session: int) -> int:
     return node.ingest(events_of(session))
 
 
-def run(node, after: int, until: int) -> dg.ExecuteInProcessResult:
+def run(node, after: int, until: int, config: dict | None = None) -> dg.ExecuteInProcessResult:
     resources = {"cluster": InProcessClusterResource.for_node(node), "model": ModelResource()}
     result = dg.materialize(MEMORY_ASSETS, resources=resources, partition_key=TODAY,
-                            run_config=range_run_config(after, until))
+                            run_config=config or range_run_config(after, until))
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())
     return result
@@ -113,6 +115,67 @@ def test_runs_over_ranges_derive_what_one_run_over_everything_does(tmp_path, emb
     finally:
         for n in nodes:
             n.close()
+
+
+def tick(node, cursor: str | None = None) -> dg.SensorResult:
+    cluster = InProcessClusterResource.for_node(node)
+    with dg.build_sensor_context(cursor=cursor, instance=dg.DagsterInstance.ephemeral(),
+                                 resources={"cluster": cluster}) as context:
+        return sensors.log_sensor(context)
+
+
+@pytest.mark.parametrize("fresh_at", [1, 0])
+def test_a_fresh_range_derived_ahead_of_a_backlog_ends_as_in_log_order(
+        tmp_path, embedder, monkeypatch, fresh_at):
+    """The log sensor's lanes: a fresh range requested while a backlog's chunks wait is derived
+    before them (all, or all but the one running). A user's later restatement is then derived
+    before the memory it merges into, and the backlog's last chunk comes after the fresh events:
+    still the same memories, supersede chains, graph and insights as one run over everything."""
+    from conftest import make_settings
+
+    from memorose_dagster.node.node import Node
+
+    monkeypatch.setattr(sensors, "CHUNK_EVENTS", len(SESSIONS[0]))
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 1)
+    nodes = [Node(make_settings(tmp_path / name), embedder=embedder) for name in ("a", "b")]
+    try:
+        for n in nodes:
+            n.wait_ready()
+        lanes, whole = nodes
+        sessions = [events_of(session) for session in range(len(SESSIONS))]
+        for events in sessions[:2]:  # the backlog: sessions 0 and 1
+            lanes.ingest(events)
+            whole.ingest(events)
+        backlog = tick(lanes)
+        for n in nodes:  # session 2 restates the move to Denver of session 0
+            n.ingest(sessions[2])
+        (fresh,) = tick(lanes, backlog.cursor).run_requests
+        assert len(backlog.run_requests) == 2
+        order = list(backlog.run_requests)
+        order.insert(fresh_at, fresh)
+        for request in order:
+            run(lanes, 0, 0, request.run_config)
+        run(whole, 0, whole.applied_index)
+        for kind in ("l1", "l2", "entity", "relation"):
+            assert derived(lanes)[kind] == derived(whole)[kind], kind
+        superseded = [m for m in derived(lanes)["l1"].values() if m.get("superseded_by")]
+        assert superseded, "the move to Seattle and the new car supersede older memories"
+    finally:
+        for n in nodes:
+            n.close()
+
+
+def test_only_later_chunks_of_its_backlog_defer_a_users_graph(node):
+    """A chunk defers a user with events in later chunks of the same backlog (they derive the
+    graph and insights again), never for events after the backlog: a fresh range holding them
+    may have run already, and the last chunk would leave the user's graph stale."""
+    cluster = InProcessClusterResource.for_node(node)
+    first, second, fresh = (node.ingest(events_of(s)) for s in range(3))
+    user = {("default", "user_1")}
+    assert users_coming(LogRange(after=0, until=first, horizon=second), cluster) == user
+    assert users_coming(LogRange(after=first, until=second, horizon=second), cluster) == set()
+    assert users_coming(LogRange(after=first, until=second), cluster) == user  # a fresh range
+    assert users_coming(LogRange(after=second, until=fresh, horizon=fresh), cluster) == set()
 
 
 def consolidations(node, events: list[dict]) -> list[tuple[list, list]]:

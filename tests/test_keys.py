@@ -131,7 +131,7 @@ def test_tenant_keys_reach_no_cluster_or_admin_route(keyed):
     tenant, admin = as_key(ACME), as_key(ADMIN)
     for method, path in (("GET", "/api/v1/cluster/status"), ("POST", "/api/v1/cluster/sync"),
                          ("GET", "/api/v1/admin/keys"), ("GET", "/api/v1/admin/log"),
-                         ("GET", "/api/v1/admin/digest")):
+                         ("GET", "/api/v1/admin/log/counts"), ("GET", "/api/v1/admin/digest")):
         assert keyed.request(method, path, headers=tenant).status_code == 403, path
     assert keyed.post("/api/v1/admin/keys", json={"tenant": "acme"},
                       headers=tenant).status_code == 403

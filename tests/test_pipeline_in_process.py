@@ -6,14 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
+from dagster._core.storage.tags import PRIORITY_TAG
 
+import sensors
 from assets import ALL_ASSETS
 from memorose_dagster.ids import new_id
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.in_process import InProcessClusterResource
+from memorose_dagster.pipeline.partitions import chunk
 from memorose_dagster.pipeline.resources import ModelResource
 from memorose_dagster.records import Event
 from sensors import log_sensor
+from sensors.backlog import LogCursor, next_chunks
 
 TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
 MEMORY_ASSETS = [a for a in ALL_ASSETS if a.key in keys.MEMORY_ASSETS]
@@ -28,8 +33,9 @@ def ingest(node, contents=FACTS, user="user_1"):
     return node.ingest(events), [e.event_id for e in events]
 
 
-def tick(cluster, cursor=None):
-    with dg.build_sensor_context(cursor=cursor, resources={"cluster": cluster}) as context:
+def tick(cluster, cursor=None, instance=None):
+    with dg.build_sensor_context(cursor=cursor, instance=instance,
+                                 resources={"cluster": cluster}) as context:
         return log_sensor(context)
 
 
@@ -41,6 +47,108 @@ def test_the_sensor_requests_one_run_over_the_new_range(node):
     assert [r.run_key for r in result.run_requests] == [f"log-0-{index}"]
     assert result.cursor == str(index)
     assert isinstance(tick(cluster, result.cursor), dg.SkipReason)
+
+
+def span(request: dg.RunRequest) -> tuple[int, int]:
+    return int(request.tags["memorose/log_after"]), int(request.tags["memorose/log_until"])
+
+
+def waiting_run(instance: dg.DagsterInstance, priority: str) -> None:
+    """A memory_job run in the queue (NOT_STARTED counts as QUEUED, which needs an origin)."""
+    instance.add_run(dg.DagsterRun(job_name="memory_job", status=dg.DagsterRunStatus.NOT_STARTED,
+                                   tags={PRIORITY_TAG: priority}))
+
+
+def test_the_sensor_hands_out_a_backlog_in_chunks_fresh_ranges_go_ahead_of(node, monkeypatch):
+    monkeypatch.setattr(sensors, "CHUNK_EVENTS", 10)
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 2)
+    cluster = InProcessClusterResource.for_node(node)
+    instance = dg.DagsterInstance.ephemeral()
+    for batch in range(8):  # a bulk load: 8 log entries of 4 events, 3 users
+        end, _ = ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)],
+                        user=f"user_{batch % 3}")
+    sent, _ = ingest(node, ["I started a new job at the harbour"], user="user_9")
+    first = tick(cluster, instance=instance)
+    tail, *chunks = first.run_requests  # the event sent after the bulk goes first
+    assert span(tail) == (end, sent) and tail.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    assert len(chunks) == sensors.BACKLOG_QUEUE  # the rest once the queue drains
+
+    for _ in range(sensors.BACKLOG_QUEUE):
+        waiting_run(instance, sensors.BACKLOG_PRIORITY)
+    later, _ = ingest(node, ["We adopted a dog called Biscuit"], user="user_9")
+    ahead = tick(cluster, first.cursor, instance)  # two chunks wait: no more of them
+    assert [span(r) for r in ahead.run_requests] == [(sent, later)]
+    assert ahead.run_requests[0].tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    ingest(node, ["Biscuit learned to swim"], user="user_9")
+    waiting_run(instance, sensors.FRESH_PRIORITY)
+    assert isinstance(tick(cluster, ahead.cursor, instance), dg.SkipReason)  # into the next one
+    instance.wipe()
+    for _ in range(sensors.BACKLOG_QUEUE):
+        waiting_run(instance, sensors.BACKLOG_PRIORITY)
+    monkeypatch.setattr(sensors, "BACKLOG_TURN", -1.0)  # the chunks waited their turn out
+    assert isinstance(tick(cluster, ahead.cursor, instance), dg.SkipReason)  # fresh ones wait
+    instance.wipe()  # the queue drained
+
+    second = tick(cluster, ahead.cursor, instance)
+    fresh, *rest = second.run_requests
+    assert span(fresh) == (later, node.applied_index)
+    assert fresh.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    assert "horizon" not in fresh.run_config["ops"]["l1_memories"]["config"]
+    drained = tick(cluster, second.cursor, instance).cursor
+    assert drained == str(node.applied_index)  # a plain index again
+
+    chunks += rest
+    ranges = [span(r) for r in chunks]
+    assert ranges[0][0] == 0 and ranges[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # no gap
+    events = dict(node.log_counts(0, 100, {"event"})["entries"])
+    assert [sum(n for i, n in events.items() if a < i <= u) for a, u in ranges] == [12, 12, 8]
+    assert [r.run_key for r in chunks] == [f"log-{a}-{u}" for a, u in ranges]
+    assert {r.tags[PRIORITY_TAG] for r in chunks} == {sensors.BACKLOG_PRIORITY}
+    assert int(sensors.FRESH_PRIORITY) > int(sensors.BACKLOG_PRIORITY)
+    assert {r.run_config["ops"]["l1_memories"]["config"]["horizon"]
+            for r in chunks} == {end}  # only later chunks of the backlog defer a user
+
+
+@pytest.mark.parametrize(("entries", "ranges"), [
+    ([(2, 4), (3, 4), (5, 4), (6, 4)], [(0, 3), (3, 9)]),  # a remainder of 8 stands alone
+    ([(2, 4), (3, 4), (5, 4), (6, 1)], [(0, 3), (3, 9)]),
+    ([(2, 9), (3, 1)], [(0, 9)]),  # a small remainder joins the last range
+    ([(2, 30), (4, 1)], [(0, 9)]),  # one entry over the size: one range
+    ([(2, 8), (3, 8), (4, 8)], [(0, 2), (2, 3), (3, 9)]),  # entries after with no events
+])
+def test_a_backlog_is_cut_at_entry_boundaries_into_contiguous_ranges(entries, ranges):
+    assert chunk(entries, 0, 9, 8) == ranges
+
+
+def test_a_backlog_with_nothing_sent_after_it_runs_to_the_applied_index(node, monkeypatch):
+    from memorose_dagster.records import Access
+
+    monkeypatch.setattr(sensors, "CHUNK_EVENTS", 5)
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 2)
+    for batch in range(3):
+        _, ids = ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon" for i in range(4)])
+    node.submit([Access(tenant="default", user_id="user_1", record_id=ids[0],
+                        target_kind="event", count=1, last_access=1.0).to_dict()],
+                wait_indexed=False)  # an entry without events ends the log
+    result = tick(InProcessClusterResource.for_node(node), instance=dg.DagsterInstance.ephemeral())
+    ranges = [span(r) for r in result.run_requests]
+    assert ranges[0][0] == 0 and ranges[-1][1] == node.applied_index and len(ranges) == 2
+    assert {r.tags[PRIORITY_TAG] for r in result.run_requests} == {sensors.BACKLOG_PRIORITY}
+
+
+@pytest.mark.parametrize("wanted", [1, 2, 5])
+def test_a_backlog_handed_out_a_few_chunks_at_a_time_is_cut_as_at_once(node, wanted):
+    for i, n in enumerate([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4]):
+        ingest(node, [f"Fact {j} of entry {i}" for j in range(n)])
+    end = node.applied_index
+    cluster = InProcessClusterResource.for_node(node)
+    whole = chunk(cluster.event_counts(0, end)[0], 0, end, 10)
+    node.store.scan_budget = 3  # pages of 3 entries: counting stops once it has enough
+    cursor, handed = LogCursor(end, [(0, end)]), []
+    for _ in range(len(whole)):
+        handed += [(after, until) for after, until, _ in next_chunks(cursor, cluster, wanted, 10)]
+    assert handed == whole and not cursor.backlogs and len(whole) > 5
 
 
 def test_the_memory_assets_derive_through_an_in_process_node(node):

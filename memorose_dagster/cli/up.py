@@ -2,7 +2,10 @@
 
 DAGSTER_HOME lives in the data directory with a ``dagster.yaml`` for one machine: no telemetry,
 runs queued and dequeued every second, one run at a time (sensor runs cover disjoint log ranges,
-so running them in order keeps L2 computed over complete L1). Ctrl-C or SIGTERM stops all three.
+and no two runs write one user's memories at once). The queue takes the highest
+``dagster/priority`` first, in order of creation within one: the log sensor queues a backlog's
+chunks at -1 and fresh ranges at 0, so fresh events wait for the chunk that is running, not for
+the whole backlog (see ``sensors``). Ctrl-C or SIGTERM stops all three.
 """
 
 import os

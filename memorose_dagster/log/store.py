@@ -337,6 +337,19 @@ class Store:
         for _, value in self.iter_prefix(prefix):
             yield unpack(value)
 
+    def _log_entries(self, after: int, until: int | None,
+                     max_scan: int | None) -> Iterator[tuple[int, list[bytes]]]:
+        """(index, keys its command wrote) of the committed entries after ``after``, oldest
+        first, up to ``until``, ``max_scan`` entries at most (``scan_budget``)."""
+        max_scan = self.scan_budget if max_scan is None else max_scan
+        for n, (key, value) in enumerate(self._db.items(from_key=keys.seq(after + 1))):
+            if not key.startswith(keys.SEQ_PREFIX) or n >= max_scan:
+                return
+            index = keys.seq_index(key)
+            if until is not None and index > until:
+                return
+            yield index, unpack(value)
+
     def scan_log(self, after: int, limit: int, kinds: set[str] | None = None,
                  until: int | None = None, max_scan: int | None = None,
                  ) -> tuple[list[tuple[int, list[dict[str, Any]]]], int]:
@@ -345,20 +358,31 @@ class Store:
         up to index ``until``, looking at ``max_scan`` entries at most (``scan_budget``).
         Returns the entries and the last index scanned (the next cursor).
         """
-        max_scan = self.scan_budget if max_scan is None else max_scan
         out: list[tuple[int, list[dict[str, Any]]]] = []
         scanned_to = after
-        for n, (key, value) in enumerate(self._db.items(from_key=keys.seq(after + 1))):
-            if not key.startswith(keys.SEQ_PREFIX) or len(out) >= limit or n >= max_scan:
-                break
-            index = keys.seq_index(key)
-            if until is not None and index > until:
+        for index, written in self._log_entries(after, until, max_scan):
+            if len(out) >= limit:
                 break
             scanned_to = index
-            wanted = [k for k in unpack(value) if kinds is None or keys.kind_of(k) in kinds]
+            wanted = [k for k in written if kinds is None or keys.kind_of(k) in kinds]
             records = [r for r in (self.get(k) for k in wanted) if r is not None]
             if records:
                 out.append((index, records))
+        return out, scanned_to
+
+    def count_log(self, after: int, limit: int, kinds: set[str] | None = None,
+                  until: int | None = None) -> tuple[list[tuple[int, int]], int]:
+        """``scan_log`` without the records: per entry, how many records of ``kinds`` its
+        command wrote (read from the entry alone; one forgotten since still counts)."""
+        out: list[tuple[int, int]] = []
+        scanned_to = after
+        for index, written in self._log_entries(after, until, None):
+            if len(out) >= limit:
+                break
+            scanned_to = index
+            count = sum(1 for k in written if kinds is None or keys.kind_of(k) in kinds)
+            if count:
+                out.append((index, count))
         return out, scanned_to
 
     def derived_for_user(self, kind: str, tenant: str, user_id: str,

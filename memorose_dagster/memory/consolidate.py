@@ -182,57 +182,104 @@ def memories_for(event: dict[str, Any], context: str,
 
 def consolidate(targets: Iterable[dict[str, Any]], streams: dict[str, list[dict[str, Any]]],
                 existing: list[dict[str, Any]]) -> list[Memory]:
+    """The memories of ``consolidation``: new ones and existing ones that changed."""
+    return consolidation(targets, streams, existing)[0]
+
+
+def consolidation(targets: Iterable[dict[str, Any]], streams: dict[str, list[dict[str, Any]]],
+                  existing: list[dict[str, Any]]) -> tuple[list[Memory], list[str]]:
     """Memories for ``targets`` (events), using ``streams`` (stream id -> the user's events of
     that stream in order) for context and ``existing`` memories of the same user for merges and
-    supersedes. Returns new memories and the existing ones that changed."""
+    supersedes. Returns new memories and the existing ones that changed, and the ids of existing
+    memories merged into an earlier one derived now (to retire).
+
+    Whatever order a user's events are derived in, the outcome is the same: a duplicate merges
+    into the earliest memory saying it, so one derived before an earlier duplicate is merged
+    into that one when it comes (``absorbed``); a memory derived again keeps the later
+    duplicates merged into it since."""
+    targets = list(targets)
     position = {e["event_id"]: (sid, i) for sid, evs in streams.items()
                 for i, e in enumerate(evs)}
     kept = {m["id"]: Memory.from_dict(m) for m in existing}
     changed: dict[str, Memory] = {}
+    absorbed: set[str] = set()
     words: dict[str, frozenset[str]] = {}
+    deriving = {e["event_id"] for e in targets}
     for event in sorted(targets, key=lambda e: (e["timestamp"], e["event_id"])):
         if event.get("content_type", "text") != "text" or is_noise(event["content"]):
             continue
         sid, i = position.get(event["event_id"], (None, 0))
         for memory in (memories_for(event, _context(streams[sid], i), _reply(streams[sid], i))
                        if sid is not None else memories_for(event, "")):
-            twin = _duplicate_of(memory, kept, words)
+            memory = _keeping_merged(memory, kept.get(memory.id), deriving)
+            twin, later = _duplicates(memory, kept, words)
             if twin is not None:
                 merged = sorted({*twin.source_event_ids, *memory.source_event_ids})
                 twin = replace(twin, source_event_ids=merged)
                 kept[twin.id] = changed[twin.id] = twin
                 continue
+            for other in later:
+                merged = sorted({*memory.source_event_ids, *other.source_event_ids})
+                memory = replace(memory, source_event_ids=merged)
+                del kept[other.id]
+                changed.pop(other.id, None)
+                absorbed.add(other.id)
+            absorbed.discard(memory.id)
             kept[memory.id] = changed[memory.id] = memory
+    for memory in kept.values():  # superseded by one merged away: the chain is made again
+        if memory.superseded_by in absorbed:
+            kept[memory.id] = changed[memory.id] = replace(memory, superseded_by=None)
     for memory in _supersede(kept):
         changed[memory.id] = memory
-    return sorted(changed.values(), key=lambda m: m.id)
+    return sorted(changed.values(), key=lambda m: m.id), sorted(absorbed)
 
 
 def _order(memory: Memory) -> tuple[float, str]:
     return memory.created_at, memory.source_event_ids[0]  # event ids sort by ingest time
 
 
-def _duplicate_of(memory: Memory, kept: dict[str, Memory],
-                  words: dict[str, frozenset[str]]) -> Memory | None:
-    mine = _content_words(memory, words)
+def _duplicates(memory: Memory, kept: dict[str, Memory], words: dict[str, frozenset[str]],
+                ) -> tuple[Memory | None, list[Memory]]:
+    """The first kept memory saying what ``memory`` says, earlier (it merges into that one);
+    else every one saying it later: derived before it (a run over newer events went first),
+    they would have merged into it had it been there."""
+    later = []
     for other in kept.values():
-        if other.id == memory.id or _order(other) > _order(memory):
+        if other.id == memory.id or not _same_words(memory, other, words):
             continue
-        theirs = _content_words(other, words)
-        if len(mine) >= 4 and len(theirs) >= 4:
-            if len(mine & theirs) / len(mine | theirs) >= NEAR_DUPLICATE:
-                return other
-        elif _normalized(other.content) == _normalized(memory.content):
-            return other
-    return None
+        if _order(other) <= _order(memory):
+            return other, []
+        later.append(other)
+    return None, later
+
+
+def _same_words(memory: Memory, other: Memory, words: dict[str, frozenset[str]]) -> bool:
+    """Near-identical content words when both have 4 or more, else the same words."""
+    mine, theirs = _content_words(memory, words), _content_words(other, words)
+    if len(mine) >= 4 and len(theirs) >= 4:
+        return len(mine & theirs) / len(mine | theirs) >= NEAR_DUPLICATE
+    return _normalized(other.content) == _normalized(memory.content)
+
+
+def _keeping_merged(memory: Memory, stored: Memory | None, deriving: set[str]) -> Memory:
+    """``memory`` derived again keeps the sources its stored self gained from later duplicates
+    merged into it, unless those are derived in this run too (they merge again) or another
+    logic made it."""
+    if stored is None or stored.derivation != memory.derivation:
+        return memory
+    merged = set(stored.source_event_ids) - set(memory.source_event_ids) - deriving
+    if not merged:
+        return memory
+    return replace(memory, source_event_ids=sorted({*memory.source_event_ids, *merged}))
 
 
 def _content_words(memory: Memory, words: dict[str, frozenset[str]]) -> frozenset[str]:
-    """A memory's content words, computed once per run (``setdefault`` evaluated its default,
-    the tokenizing, on every comparison of a new memory with a kept one)."""
-    found = words.get(memory.id)
+    """A memory's content words, computed once per run and text (``setdefault`` evaluated its
+    default, the tokenizing, on every comparison of a new memory with a kept one; by id, a
+    memory derived again was compared with its stored text)."""
+    found = words.get(memory.content)
     if found is None:
-        found = words[memory.id] = frozenset(text.content_words(memory.content))
+        found = words[memory.content] = frozenset(text.content_words(memory.content))
     return found
 
 

@@ -6,7 +6,8 @@ ways, and this module returns a superset of each, in the user's listing order (s
 match" the consolidator picks is the same as over all memories):
 
 * merges: a new memory merges into an earlier one with near-identical content words (Jaccard
-  >= ``NEAR_DUPLICATE`` when both have 4 or more) or, otherwise, the same normalised words.
+  >= ``NEAR_DUPLICATE`` when both have 4 or more) or, otherwise, the same normalised words, and
+  takes in later ones derived before it (the test is symmetric: the same candidates).
   Found by the same-normalised-words map and by prefix filtering (two sets with Jaccard >= t
   share a token among the first ``n - floor(t n) + 1`` of each, in one global order), then
   checked exactly;

@@ -271,6 +271,14 @@ class Node:
                             for index, records in entries],
                 "next_cursor": scanned_to, "applied_index": self.store.applied_index}
 
+    def log_counts(self, after: int, limit: int, kinds: set[str] | None = None,
+                   until: int | None = None) -> dict[str, Any]:
+        """Pipeline: per committed entry after a cursor, how many records of ``kinds`` it
+        holds, read from the log alone (what cutting a backlog into runs needs)."""
+        entries, scanned_to = self.store.count_log(after, limit, kinds, until)
+        return {"entries": [list(entry) for entry in entries], "next_cursor": scanned_to,
+                "applied_index": self.store.applied_index}
+
     def users(self) -> list[tuple[str, str]]:
         return self.store.users()
 

@@ -30,6 +30,10 @@ class NodeClient:
                  until: int | None = None) -> dict[str, Any]:
         return self._node.read_log(after, limit, set(kinds) if kinds else None, until)
 
+    def log_counts(self, after: int, until: int | None = None, limit: int = 10_000,
+                   kinds: list[str] | None = None) -> dict[str, Any]:
+        return self._node.log_counts(after, limit, set(kinds) if kinds else None, until)
+
     def events_between(self, start_ms: int, end_ms: int, limit: int = 2000,
                        after: dict[str, str] | None = None) -> dict[str, Any]:
         cursor = (after["after_tenant"], after["after_id"]) if after else None

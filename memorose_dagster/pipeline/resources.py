@@ -74,13 +74,29 @@ class ClusterResource(dg.ConfigurableResource):
         body = self.client.read_log(after, limit=1, kinds=kinds)
         return bool(body["entries"]), body["applied_index"], body["next_cursor"]
 
+    def event_counts(self, after: int, until: int,
+                     enough: int | None = None) -> tuple[list[tuple[int, int]], int]:
+        """(log index, events) of the entries with events in (after, until], oldest first,
+        counted by the node from the log alone (no event is sent), and the last index counted:
+        ``until``, or less when ``enough`` events were counted before it."""
+        out, cursor, events = [], after, 0
+        while cursor < until and (enough is None or events < enough):
+            body = self.client.log_counts(cursor, until, kinds=["event"])
+            out += [(index, count) for index, count in body["entries"]]
+            events += sum(count for _, count in body["entries"])
+            if body["next_cursor"] == cursor:
+                break
+            cursor = body["next_cursor"]
+        return out, cursor
+
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
 
-    def users_after(self, after: int, entries: int) -> set[tuple[str, str]]:
+    def users_after(self, after: int, entries: int,
+                    until: int | None = None) -> set[tuple[str, str]]:
         """The (tenant, user_id) of the events in the next ``entries`` log entries with events
-        after ``after``: who has more already committed."""
-        body = self.client.read_log(after, limit=entries, kinds=["event"])
+        after ``after`` (up to ``until``): who has more already committed."""
+        body = self.client.read_log(after, limit=entries, kinds=["event"], until=until)
         return {(r["tenant"], r["user_id"]) for e in body["entries"] for r in e["records"]}
 
     def records(self, kind: str, tenant: str, user_id: str,
