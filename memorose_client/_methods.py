@@ -30,6 +30,16 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def _log_query(after: int, limit: int, kinds: list[str] | None, until: int | None) -> str:
+    """The query string of the log reads: a cursor, a page size, kinds and an end, if given."""
+    params = f"?after={after}&limit={limit}"
+    if kinds:
+        params += "&kinds=" + ",".join(kinds)
+    if until is not None:
+        params += f"&until={until}"
+    return params
+
+
 def event_body(user_id: str, stream_id: str, content: str,
                metadata: dict[str, Any] | None = None,
                timestamp: float | datetime | None = None, content_type: str = "text",
@@ -185,23 +195,15 @@ class ApiMethods:
     def read_log(self, after: int, limit: int = 500, kinds: list[str] | None = None,
                  until: int | None = None) -> dict[str, Any]:
         """Committed entries after log index ``after``: entries, next_cursor, applied_index."""
-        params = f"?after={after}&limit={limit}"
-        if kinds:
-            params += "&kinds=" + ",".join(kinds)
-        if until is not None:
-            params += f"&until={until}"
-        return self._run(Call("GET", "/api/v1/admin/log" + params))
+        return self._run(Call("GET", "/api/v1/admin/log" + _log_query(after, limit, kinds,
+                                                                      until)))
 
     def log_counts(self, after: int, until: int | None = None, limit: int = 10_000,
                    kinds: list[str] | None = None) -> dict[str, Any]:
         """Per committed entry after log index ``after``, how many records of ``kinds`` it
         holds: entries (``[log_index, records]``), next_cursor, applied_index."""
-        params = f"?after={after}&limit={limit}"
-        if kinds:
-            params += "&kinds=" + ",".join(kinds)
-        if until is not None:
-            params += f"&until={until}"
-        return self._run(Call("GET", "/api/v1/admin/log/counts" + params))
+        return self._run(Call("GET", "/api/v1/admin/log/counts" + _log_query(after, limit, kinds,
+                                                                             until)))
 
     def list_records(self, kind: str, user_id: str, tenant: str = "default",
                      streams: set[str] | None = None) -> list[dict]:
