@@ -203,7 +203,7 @@ def factors(candidate: Candidate, query: str, now: float | None = None) -> dict[
     about = query_range(query, time.time() if now is None else now)
     return _factors(candidate, bool(_TIME_QUESTION.search(query)), words, about,
                     superseded_factor(query), frozenset(statements.asked(query)),
-                    bool(_SUGGESTION.search(query)))
+                    asks_for_suggestion(query))
 
 
 def states_preference(candidate: Candidate, names: frozenset[str]) -> bool:
