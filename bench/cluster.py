@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+from node_process import wait_for
 
 from memorose_client import MemoroseClient
 from memorose_dagster.cli.local_cluster import LocalCluster, Replica
@@ -145,14 +146,6 @@ class Stream:
         self._stop.set()
         for thread in self._threads:
             thread.join()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def first_write(urls: list[str], probes: list[str]) -> None:

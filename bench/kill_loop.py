@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import httpx
-from node_process import NodeProcess
+from node_process import NodeProcess, wait_for
 
 from memorose_client import MemoroseClient
 from memorose_dagster.ids import new_id
@@ -83,14 +83,6 @@ class Writers:
         self._stop.set()
         for thread in self._threads:
             thread.join()
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def snapshot_leftovers(home: Path) -> bool:

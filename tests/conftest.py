@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api import create_app
+from memorose_dagster.cli.local_cluster import LocalCluster, Replica
 from memorose_dagster.models.embedding import LocalMiniLM
 from memorose_dagster.node.node import Node
 from memorose_dagster.settings import Settings
@@ -111,6 +114,33 @@ def live_node(tmp_path: Path) -> Iterator[LiveNode]:
             node.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             node.kill()
+
+
+def replica(root: Path, name: str) -> Replica:
+    """A replica of a local cluster on free loopback ports, its data in ``root / name``."""
+    return Replica(name, "127.0.0.1", free_port(), free_port(), root / name)
+
+
+@contextmanager
+def three_replicas(root: Path, env: dict[str, str] | None = None) -> Iterator[LocalCluster]:
+    """A three-replica cluster as real processes on 127.0.0.1, healthy; stopped after."""
+    local = LocalCluster([replica(root, f"n{i}") for i in (1, 2, 3)], secrets.token_urlsafe(24),
+                         env=env)
+    local.start_all()
+    try:
+        local.wait_healthy()
+        yield local
+    finally:
+        local.stop_all()
+
+
+def served(home: Path, embedder: LocalMiniLM, **settings: object) -> Iterator[tuple[Node, str]]:
+    """A node on ``home`` (with ``settings``) behind uvicorn: yields it and its URL."""
+    node = Node(make_settings(home, **settings), embedder=embedder)
+    node.wait_ready()
+    for url in serve_over_http(node):
+        yield node, url
+    node.close()
 
 
 @dataclass

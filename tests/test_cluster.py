@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import secrets
 import socket
 import stat
 import struct
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, wait_until
+from conftest import free_port, replica, three_replicas, wait_until
 from cryptography.fernet import Fernet
 
 from memorose_client import MemoroseClient
@@ -31,20 +30,10 @@ from memorose_dagster.node.node import Node
 from memorose_dagster.records import Event, pack
 
 
-def replica(root: Path, name: str) -> Replica:
-    return Replica(name, "127.0.0.1", free_port(), free_port(), root / name)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster([replica(tmp_path, f"n{i}") for i in (1, 2, 3)],
-                         secrets.token_urlsafe(24))
-    local.start_all()
-    try:
-        local.wait_healthy()
+    with three_replicas(tmp_path) as local:
         yield local
-    finally:
-        local.stop_all()
 
 
 class Writers:

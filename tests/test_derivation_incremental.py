@@ -107,14 +107,20 @@ def test_runs_over_ranges_derive_what_one_run_over_everything_does(tmp_path, emb
                 deferred += meta(result, "l2_insights", "users_deferred")
                 deferred += meta(result, "memory_graph", "users_deferred")
             assert deferred, "the middle range leaves the graph and insights to the last"
-        run(whole, 0, whole.applied_index)
-        for kind in ("l1", "l2", "entity", "relation"):
-            assert derived(stepwise)[kind] == derived(whole)[kind], kind
-        superseded = [m for m in derived(stepwise)["l1"].values() if m.get("superseded_by")]
-        assert superseded, "the move to Seattle and the new car supersede older memories"
+        assert_as_one_run(stepwise, whole)
     finally:
         for n in nodes:
             n.close()
+
+
+def assert_as_one_run(derived_in_parts, whole) -> None:
+    """``whole`` derived in one run over everything ends with the same memories, insights and
+    graph as ``derived_in_parts``, supersede chains included."""
+    run(whole, 0, whole.applied_index)
+    for kind in ("l1", "l2", "entity", "relation"):
+        assert derived(derived_in_parts)[kind] == derived(whole)[kind], kind
+    superseded = [m for m in derived(derived_in_parts)["l1"].values() if m.get("superseded_by")]
+    assert superseded, "the move to Seattle and the new car supersede older memories"
 
 
 def tick(node, cursor: str | None = None) -> dg.SensorResult:
@@ -155,11 +161,7 @@ def test_a_fresh_range_derived_ahead_of_a_backlog_ends_as_in_log_order(
         order.insert(fresh_at, fresh)
         for request in order:
             run(lanes, 0, 0, request.run_config)
-        run(whole, 0, whole.applied_index)
-        for kind in ("l1", "l2", "entity", "relation"):
-            assert derived(lanes)[kind] == derived(whole)[kind], kind
-        superseded = [m for m in derived(lanes)["l1"].values() if m.get("superseded_by")]
-        assert superseded, "the move to Seattle and the new car supersede older memories"
+        assert_as_one_run(lanes, whole)
     finally:
         for n in nodes:
             n.close()

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_settings, serve_over_http
+from conftest import served
 from test_audit import OTHER
 from test_lake import derive, ingest
 from test_pipeline_in_process import FACTS
@@ -26,11 +26,7 @@ QUERIES = ["where does Maria work", "dog", "hiking on Sunday", "Lisbon", "music 
 
 @pytest.fixture
 def fresh(tmp_path, embedder):
-    node = Node(make_settings(tmp_path / "fresh"), embedder=embedder)
-    node.wait_ready()
-    for url in serve_over_http(node):
-        yield node, url
-    node.close()
+    yield from served(tmp_path / "fresh", embedder)
 
 
 @pytest.fixture

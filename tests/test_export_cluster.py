@@ -5,18 +5,16 @@ either cluster answers the same top 10."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import three_replicas
 from test_export import QUERIES
 
 from memorose_client import MemoroseClient
 from memorose_dagster.cli import main
-from memorose_dagster.cli.local_cluster import LocalCluster, Replica
+from memorose_dagster.cli.local_cluster import LocalCluster
 from memorose_dagster.lake.transfer import tenant_digest
 from memorose_dagster.records import Access, Memory, Tombstone, Vector
 
@@ -28,17 +26,8 @@ FACTS = {"user_1": ["Maria works at a bakery in Lisbon", "Maria and I adopted a 
                     "Tom plays the cello in Porto"]}
 
 
-@contextmanager
-def cluster(root: Path, keys: str) -> Iterator[LocalCluster]:
-    local = LocalCluster([Replica(f"n{i}", "127.0.0.1", free_port(), free_port(), root / f"n{i}")
-                          for i in (1, 2, 3)], secrets.token_urlsafe(24),
-                         env={"MEMOROSE_API_KEYS": keys, "MEMOROSE_ADMIN_KEY": ADMIN})
-    local.start_all()
-    try:
-        local.wait_healthy()
-        yield local
-    finally:
-        local.stop_all()
+def cluster(root: Path, keys: str) -> AbstractContextManager[LocalCluster]:
+    return three_replicas(root, env={"MEMOROSE_API_KEYS": keys, "MEMOROSE_ADMIN_KEY": ADMIN})
 
 
 def seed(urls: list[str], embedder) -> None:

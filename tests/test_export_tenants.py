@@ -5,11 +5,8 @@ admin key alone, is refused before anything is imported."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from conftest import make_settings, serve_over_http
+from conftest import served
 from test_audit import OTHER
 from test_export import QUERIES
 from test_lake import derive
@@ -26,22 +23,14 @@ ADMIN_B, KEY_B, KEY_OTHER = ("admin-of-b-0123456789abcdef", "key-globex-01234567
                              "key-initech-0123456789abcdef")
 
 
-def serve(home: Path, embedder, **settings) -> Iterator[tuple[Node, str]]:
-    node = Node(make_settings(home, **settings), embedder=embedder)
-    node.wait_ready()
-    for url in serve_over_http(node):
-        yield node, url
-    node.close()
-
-
 @pytest.fixture
 def acme(tmp_path, embedder):
-    yield from serve(tmp_path / "a", embedder, api_keys={KEY_A: "acme"}, admin_key=ADMIN_A)
+    yield from served(tmp_path / "a", embedder, api_keys={KEY_A: "acme"}, admin_key=ADMIN_A)
 
 
 @pytest.fixture
 def globex(tmp_path, embedder):
-    yield from serve(tmp_path / "b", embedder, admin_key=ADMIN_B,
+    yield from served(tmp_path / "b", embedder, admin_key=ADMIN_B,
                      api_keys={KEY_B: "globex", KEY_OTHER: "initech"})
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, make_settings, wait_until
+from conftest import free_port, make_settings, three_replicas, wait_until
 from rocksdict import Options, Rdict
 from starlette.testclient import TestClient
 
@@ -450,21 +449,12 @@ def test_a_missing_index_directory_is_rebuilt_from_rocksdb(
 
 # Three replicas: one member's disk fails, then the leader's; and a paused leader.
 
-def replica(root: Path, name: str) -> Replica:
-    return Replica(name, "127.0.0.1", free_port(), free_port(), root / name)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    root = tmp_path_factory.mktemp("cluster")
-    local = LocalCluster([replica(root, f"n{i}") for i in (1, 2, 3)], secrets.token_urlsafe(24),
-                         env={"MEMOROSE_FAULT_FILE": "FAULT", "MEMOROSE_MIN_FREE_BYTES": "0"})
-    local.start_all()
-    try:
-        local.wait_healthy()
+    with three_replicas(tmp_path_factory.mktemp("cluster"),
+                        env={"MEMOROSE_FAULT_FILE": "FAULT",
+                             "MEMOROSE_MIN_FREE_BYTES": "0"}) as local:
         yield local
-    finally:
-        local.stop_all()
 
 
 class Writer:
