@@ -17,6 +17,7 @@ from api.schemas import (
     EventIn,
     Id,
     LakeRowsIn,
+    LeaseIn,
     RetrieveIn,
 )
 
@@ -56,7 +57,7 @@ RESENT = {"_409": "event_id already stored with another user, stream, content or
 
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
-    for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, CandidatesIn,
+    for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, CandidatesIn, LeaseIn,
                   ForgetQueryIn, ForgetConfirmIn, MemberIn, KeyIn, LakeRowsIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
@@ -255,6 +256,16 @@ def _graph_and_pipeline_paths() -> dict[str, Any]:
             "Per derivation, how many memories each ingest day holds (admin)", 200,
             "{kind, derivations}", _400="bad kind", _403="admin key required"),
             "parameters": _query("kind")}},
+        "/api/v1/admin/leases": {
+            "post": _op("Lease users to a pipeline step, all or none (admin)", 200,
+                        "{owner, users, ttl_seconds}", LeaseIn, _403="admin key required",
+                        _409="lease_held: another step holds some (named in held)", **BAD),
+            "get": _op("The derivation leases in force (admin)", 200, "{leases}",
+                       _403="admin key required")},
+        "/api/v1/admin/leases/{owner}": {"delete": {**_op(
+            "Release every lease of an owner (admin)", 200, "{owner, released}",
+            _400="bad owner", _403="admin key required"),
+            "parameters": _path_param("owner")}},
     }
 
 

@@ -118,6 +118,20 @@ class LakeRowsIn(Strict):
     ids: Annotated[list[Id], Field(min_length=1, max_length=10_000)]
 
 
+class LeaseUser(Strict):
+    tenant: Id = "default"
+    user_id: Id
+
+
+class LeaseIn(Strict):
+    """A pipeline step's lease on the users it derives: all of them, or none while another
+    step holds any (``node/leases.py``). Sent again by the same owner, it renews."""
+
+    owner: Id
+    users: Annotated[list[LeaseUser], Field(min_length=1, max_length=100_000)]
+    ttl_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+
+
 class CandidatesIn(Strict):
     """A consolidator run's new memories (contents, ids) and events, for one user."""
 

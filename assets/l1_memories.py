@@ -68,20 +68,10 @@ def existing_for(cluster: ClusterResource, model: ModelResource, tenant: str, us
                                  [e["event_id"] for e in mine])
 
 
-@dg.asset(key=keys.L1_MEMORIES, deps=[keys.L0_EVENTS], partitions_def=PARTITIONS,
-          group_name="memory",
-          check_specs=[dg.AssetCheckSpec(keys.L1_HAS_PROVENANCE, asset=keys.L1_MEMORIES)])
-def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
-                model: ModelResource) -> dg.MaterializeResult:
-    """Consolidated memories (L1): noise dropped, atomic memories (one per statement of an
-    informative event) with the turn's other statements and its neighbouring turns as context,
-    relative dates resolved, duplicates merged into the earliest (whichever was derived first),
-    older values of the same fact superseded, keywords, entities, importance and the ids of the
-    events it came from. Ids derive from the source events, so a rerun overwrites in place;
-    memories an earlier logic derived only from these events that this one does not produce, and
-    later duplicates merged into a memory derived now, are retired."""
-    started = time.perf_counter()
-    events = select_events(context, config, cluster)
+def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
+                      model: ModelResource) -> tuple[list[dict], list[dict], list]:
+    """The range's memories per user, the stored ones they retire, and the vectors of those
+    whose text is new; committed (the caller holds the users' lease)."""
     event_ids = {e["event_id"] for e in events}
     memories, retired, stored = [], [], {}
     for tenant, user in users_of(events):
@@ -104,11 +94,31 @@ def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     vectors = embed([m for m in memories if needs_vector(m, stored.get(m["id"]))],
                     model.embedder())
     cluster.commit_groups(with_vectors(memories, vectors) + [[r] for r in retired])
+    return memories, retired, vectors
+
+
+@dg.asset(key=keys.L1_MEMORIES, deps=[keys.L0_EVENTS], partitions_def=PARTITIONS,
+          group_name="memory",
+          check_specs=[dg.AssetCheckSpec(keys.L1_HAS_PROVENANCE, asset=keys.L1_MEMORIES)])
+def l1_memories(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
+                model: ModelResource) -> dg.MaterializeResult:
+    """Consolidated memories (L1): noise dropped, atomic memories (one per statement of an
+    informative event) with the turn's other statements and its neighbouring turns as context,
+    relative dates resolved, duplicates merged into the earliest (whichever was derived first),
+    older values of the same fact superseded, keywords, entities, importance and the ids of the
+    events it came from. Ids derive from the source events, so a rerun overwrites in place;
+    memories an earlier logic derived only from these events that this one does not produce, and
+    later duplicates merged into a memory derived now, are retired."""
+    started = time.perf_counter()
+    events = select_events(context, config, cluster)
+    with cluster.leased(context, users_of(events)) as waited:
+        memories, retired, vectors = derive_and_commit(events, cluster, model)
     orphans = [m["id"] for m in memories if not m["source_event_ids"]]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(events), len(memories),
                                    time.perf_counter() - started),
                   "retired": len(retired), "embedded": len(vectors),
+                  "lease_wait_s": round(waited, 3),
                   **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L1_HAS_PROVENANCE,
                                            passed=not orphans,

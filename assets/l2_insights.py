@@ -2,6 +2,7 @@
 
 
 import time
+from typing import Any
 
 import dagster as dg
 
@@ -33,16 +34,12 @@ def summarised(insight: dict, memories: list[dict], model: ModelResource) -> dic
     return {**insight, "content": extractor.summarise(members)}
 
 
-@dg.asset(key=keys.L2_INSIGHTS, deps=[keys.MEMORY_GRAPH], partitions_def=PARTITIONS,
-          group_name="memory",
-          check_specs=[dg.AssetCheckSpec(keys.L2_HAS_MEMBERS, asset=keys.L2_INSIGHTS)])
-def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
-                model: ModelResource) -> dg.MaterializeResult:
-    """Insights (L2): what one speaker keeps coming back to across sessions, with member ids and
-    the source events behind them. The id is (user, speaker, topic), so a rerun updates an
-    insight in place; one whose topic no longer recurs is retired with a tombstone."""
-    started = time.perf_counter()
-    events = select_events(context, config, cluster)
+def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: ClusterResource,
+                      model: ModelResource) -> tuple[list[dict], list[dict], list[dict], list,
+                                                     int, int]:
+    """The insights of the range's users (but those a later chunk derives), those that changed,
+    what they retire, the new vectors, memories read and users deferred; committed (the caller
+    holds the users' lease)."""
     insights, retired, memories_in, stored, later = [], [], 0, {}, 0
     coming = users_coming(config, cluster)
     for tenant, user in users_of(events):
@@ -65,11 +62,27 @@ def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: Cl
     vectors = embed([i for i in changed if needs_vector(i, stored.get(i["id"]))],
                     model.embedder())
     cluster.commit_groups(with_vectors(changed, vectors) + [[r] for r in retired])
+    return insights, changed, retired, vectors, memories_in, later
+
+
+@dg.asset(key=keys.L2_INSIGHTS, deps=[keys.MEMORY_GRAPH], partitions_def=PARTITIONS,
+          group_name="memory",
+          check_specs=[dg.AssetCheckSpec(keys.L2_HAS_MEMBERS, asset=keys.L2_INSIGHTS)])
+def l2_insights(context: dg.AssetExecutionContext, config: LogRange, cluster: ClusterResource,
+                model: ModelResource) -> dg.MaterializeResult:
+    """Insights (L2): what one speaker keeps coming back to across sessions, with member ids and
+    the source events behind them. The id is (user, speaker, topic), so a rerun updates an
+    insight in place; one whose topic no longer recurs is retired with a tombstone."""
+    started = time.perf_counter()
+    events = select_events(context, config, cluster)
+    with cluster.leased(context, users_of(events)) as waited:
+        insights, changed, retired, vectors, memories_in, later = derive_and_commit(
+            config, events, cluster, model)
     thin = [i["id"] for i in insights if len(i["member_ids"]) < MIN_MEMBERS]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, memories_in, len(insights),
                                    time.perf_counter() - started), "retired": len(retired),
                   "changed": len(changed), "embedded": len(vectors), "users_deferred": later,
-                  **model.usage_metadata()},
+                  "lease_wait_s": round(waited, 3), **model.usage_metadata()},
         check_results=[dg.AssetCheckResult(check_name=keys.L2_HAS_MEMBERS, passed=not thin,
                                            metadata={"thin_insights": len(thin)})])

@@ -32,8 +32,8 @@ class DecayConfig(dg.Config):
 
 @dg.asset(key=keys.MEMORY_DECAY, deps=[keys.L2_INSIGHTS], group_name="memory",
           check_specs=[dg.AssetCheckSpec(keys.DECAY_SPARES_PROTECTED, asset=keys.MEMORY_DECAY)])
-def memory_decay(config: DecayConfig, cluster: ClusterResource,
-                 model: ModelResource) -> dg.MaterializeResult:
+def memory_decay(context: dg.AssetExecutionContext, config: DecayConfig,
+                 cluster: ClusterResource, model: ModelResource) -> dg.MaterializeResult:
     """Temporal decay of L1 memories: importance halving every `half_life_days` since a memory
     was created or last retrieved (retrievals also boost it), measured on the user's clock: up to
     the user's latest memory or retrieval, so time away from Memorose does not age anything.
@@ -44,21 +44,23 @@ def memory_decay(config: DecayConfig, cluster: ClusterResource,
     now = time.time()
     examined, pruned, removed, protected_pruned = 0, 0, 0, []
     for tenant, user in cluster.users():
-        memories = cluster.records("l1", tenant, user)
-        examined += len(memories)
-        access = {a["record_id"]: a for a in cluster.records("access", tenant, user)}
-        doomed = select_prunable(memories, user_clock(memories, access, now), config.floor,
-                                 config.half_life_days, config.protect_importance, access)
-        if not doomed:
-            continue
-        related = {kind: cluster.records(kind, tenant, user)
-                   for kind in ("l2", "entity", "relation")}
-        plan = cascade(doomed, {"l1": memories, **related}, REASON_DECAYED)
-        vectors = [v.to_dict() for v in embed(plan.to_embed(), model.embedder())]
-        cluster.commit(plan.records() + vectors)
-        pruned += len(doomed)
-        removed += len(plan.tombstones)
-        protected_pruned += _protected_among(memories, plan.gone("l1"), config.protect_importance)
+        with cluster.leased(context, [(tenant, user)]):  # no run derives them meanwhile
+            memories = cluster.records("l1", tenant, user)
+            examined += len(memories)
+            access = {a["record_id"]: a for a in cluster.records("access", tenant, user)}
+            doomed = select_prunable(memories, user_clock(memories, access, now), config.floor,
+                                     config.half_life_days, config.protect_importance, access)
+            if not doomed:
+                continue
+            related = {kind: cluster.records(kind, tenant, user)
+                       for kind in ("l2", "entity", "relation")}
+            plan = cascade(doomed, {"l1": memories, **related}, REASON_DECAYED)
+            vectors = [v.to_dict() for v in embed(plan.to_embed(), model.embedder())]
+            cluster.commit(plan.records() + vectors)
+            pruned += len(doomed)
+            removed += len(plan.tombstones)
+            protected_pruned += _protected_among(memories, plan.gone("l1"),
+                                                 config.protect_importance)
     return dg.MaterializeResult(
         metadata={"examined": examined, "pruned": pruned, "removed_with_dependents": removed,
                   "half_life_days": config.half_life_days, "floor": config.floor,

@@ -2,6 +2,7 @@
 
 
 import time
+from typing import Any
 
 import dagster as dg
 
@@ -14,17 +15,10 @@ from memorose_dagster.pipeline.resources import ClusterResource
 from memorose_dagster.records import Tombstone
 
 
-@dg.asset(key=keys.MEMORY_GRAPH, deps=[keys.L1_MEMORIES], partitions_def=PARTITIONS,
-          group_name="memory",
-          check_specs=[dg.AssetCheckSpec(keys.GRAPH_EDGES_RESOLVE, asset=keys.MEMORY_GRAPH)])
-def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
-                 cluster: ClusterResource) -> dg.MaterializeResult:
-    """Entities (people, places, things) named in the memories of the users this run touches,
-    with `mentioned_in` edges to memories and weighted `co_occurs` edges between entities, each
-    edge naming the events it rests on. Ids are stable: reruns update, never duplicate; what the
-    users' memories no longer name (or named under ids of an older derivation) is retired."""
-    started = time.perf_counter()
-    events = select_events(context, config, cluster)
+def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: ClusterResource,
+                      ) -> tuple[list[dict], list, list, list[dict], int]:
+    """The graph of the range's users (but those a later chunk derives), what it retires and how
+    many users were deferred; committed (the caller holds the users' lease)."""
     coming, memories, later = users_coming(config, cluster), [], 0
     stored: list[tuple[str, dict]] = []
     for tenant, user in users_of(events):
@@ -41,13 +35,31 @@ def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
                          reason="no longer named").to_dict()
                for kind, old in stored if (old["tenant"], old["id"]) not in fresh]
     cluster.commit([e.to_dict() for e in entities] + [r.to_dict() for r in relations] + retired)
+    return memories, entities, relations, retired, later
+
+
+@dg.asset(key=keys.MEMORY_GRAPH, deps=[keys.L1_MEMORIES], partitions_def=PARTITIONS,
+          group_name="memory",
+          check_specs=[dg.AssetCheckSpec(keys.GRAPH_EDGES_RESOLVE, asset=keys.MEMORY_GRAPH)])
+def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
+                 cluster: ClusterResource) -> dg.MaterializeResult:
+    """Entities (people, places, things) named in the memories of the users this run touches,
+    with `mentioned_in` edges to memories and weighted `co_occurs` edges between entities, each
+    edge naming the events it rests on. Ids are stable: reruns update, never duplicate; what the
+    users' memories no longer name (or named under ids of an older derivation) is retired."""
+    started = time.perf_counter()
+    events = select_events(context, config, cluster)
+    with cluster.leased(context, users_of(events)) as waited:
+        memories, entities, relations, retired, later = derive_and_commit(config, events,
+                                                                           cluster)
     known = {e.id for e in entities} | {m["id"] for m in memories}
     dangling = [r.id for r in relations if r.source not in known or r.target not in known]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(memories), len(entities) + len(relations),
                                    time.perf_counter() - started),
                   "entities": len(entities), "relations": len(relations),
-                  "retired": len(retired), "users_deferred": later},
+                  "retired": len(retired), "users_deferred": later,
+                  "lease_wait_s": round(waited, 3)},
         check_results=[dg.AssetCheckResult(check_name=keys.GRAPH_EDGES_RESOLVE,
                                            passed=not dangling,
                                            metadata={"dangling_edges": len(dangling)})])

@@ -222,6 +222,25 @@ class ApiMethods:
         return self._run(Call("POST", "/api/v1/admin/candidates", body,
                               read=lambda r: r["records"]))
 
+    def acquire_lease(self, owner: str, users: list[tuple[str, str]],
+                      ttl_seconds: float = 120.0) -> dict:
+        """Lease every (tenant, user_id) to ``owner`` (renewing its own leases), or none: a 409
+        ``lease_held`` names the users another owner holds."""
+        body = {"owner": owner, "ttl_seconds": ttl_seconds,
+                "users": [{"tenant": t, "user_id": u} for t, u in users]}
+        return self._run(Call("POST", "/api/v1/admin/leases", body))
+
+    def release_lease(self, owner: str) -> int:
+        """Drop every lease of ``owner``; how many users it held."""
+        return self._run(Call("DELETE", f"/api/v1/admin/leases/{_seg(owner)}",
+                              read=lambda r: r["released"]))
+
+    def leases(self) -> dict[str, list[tuple[str, str]]]:
+        """The leases in force: owner -> the (tenant, user_id) it holds."""
+        return self._run(Call("GET", "/api/v1/admin/leases", read=lambda r: {
+            lease["owner"]: [(u["tenant"], u["user_id"]) for u in lease["users"]]
+            for lease in r["leases"]}))
+
     def users(self) -> list[tuple[str, str]]:
         """Every (tenant, user_id) with stored events."""
         return self._run(Call("GET", "/api/v1/admin/users", read=lambda r: [

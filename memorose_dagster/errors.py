@@ -43,6 +43,12 @@ class Conflict(MemoroseError):
     code = "conflict"
 
 
+class LeaseHeld(Conflict):
+    """Another pipeline step holds a lease on some of the users asked for."""
+
+    code = "lease_held"
+
+
 class Unavailable(MemoroseError):
     """The cluster cannot commit right now (no leader, no quorum, shutting down)."""
 

@@ -9,21 +9,23 @@ tick replayed after a daemon restart from requesting the same range twice. Deriv
 pipeline commits itself (vectors, L1, graph) move the applied index but are not events, so they
 do not trigger runs.
 
-Lanes: runs go one at a time (``memorose up``), so a backlog derived as one run would hold every
-event committed after it until it ends (minutes after a bulk load). A tick that finds more than
-``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them a backlog
-(but for a tail of at most ``FRESH_TAIL`` events, sent after it): cut into ranges of about
-``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most, see
-``sensors/backlog.py``) with a lower run priority (``dagster/priority`` -1) than a tick's
-ordinary range (0). The queued run coordinator dequeues higher priority first (in order of
-creation within one), so fresh events wait for the chunk that is running, not for the backlog.
-While a backlog drains, new events wait for the next fresh range when one fresh run already
-waits (a run costs ~4 s however few its events: one a tick would pile up behind a chunk), and
-fresh runs alone could keep the one run slot busy, so the backlog gets a turn at least every
-``BACKLOG_TURN`` seconds: fresh ranges then wait until a chunk has started. Deriving a user's fresh
-events before older ones of a backlog gives the same memories (``memory/consolidate.py`` merges
-either way round), and a chunk defers a user's graph and insights only to later chunks of its
-own backlog (``LogRange.horizon``): the last one defers nobody, whatever was derived after it.
+Lanes: ``memorose up`` runs one run at a time in each of two lanes (the ``memorose/lane`` tag):
+``fresh`` for a tick's ordinary range of new events, ``backlog`` for everything else. A tick that
+finds more than ``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes
+them a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it): cut into ranges
+of about ``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most,
+see ``sensors/backlog.py``) in the backlog lane, at a lower run priority (``dagster/priority``
+-1) than fresh ranges (0). So a fresh event waits neither for the backlog nor for the chunk that
+is running: its run starts beside the chunk. Two runs then derive at once; each step leases the
+users it derives first (``node/leases.py``), so a user whose bulk load is being derived gets
+fresh memories once the chunk's step holding them ends, and nobody else waits. While a fresh run
+waits, new events wait for the next fresh range (a run costs ~2 s however few its events: one a
+tick would pile up). Where Dagster runs one run at a time (one lane), fresh runs alone could keep
+the slot busy, so the backlog gets a turn at least every ``BACKLOG_TURN`` seconds: fresh ranges
+then wait until a chunk has started. Deriving a user's fresh events before older ones of a
+backlog gives the same memories (``memory/consolidate.py`` merges either way round), and a chunk
+defers a user's graph and insights only to later chunks of its own backlog
+(``LogRange.horizon``): the last one defers nobody, whatever was derived after it.
 
 Re-derivation: every memory names the logic that made it (``derivation``). When the
 consolidator changes (or the model provider does), ``rederive_sensor`` finds the ingest days that
@@ -40,7 +42,15 @@ import dagster as dg
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
-from sensors.backlog import LogCursor, fresh_tail, next_chunks
+from sensors.backlog import (
+    BACKLOG_LANE,
+    FRESH_LANE,
+    IN_BACKLOG,
+    LANE_TAG,
+    LogCursor,
+    fresh_tail,
+    next_chunks,
+)
 from sensors.lake import audit_job as audit_job
 from sensors.lake import lake_job as lake_job
 from sensors.lake import lake_sensor as lake_sensor
@@ -57,6 +67,7 @@ FRESH_TAIL = 100  # events at the end of a new backlog derived as fresh ones: a 
 BACKLOG_TURN = 30.0
 PRIORITY_TAG = "dagster/priority"  # read by Dagster's QueuedRunCoordinator
 FRESH_PRIORITY, BACKLOG_PRIORITY = "0", "-1"
+
 WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]
 RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
            dg.DagsterRunStatus.CANCELING]
@@ -64,17 +75,17 @@ DONE = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunS
 
 memory_job = dg.define_asset_job(
     "memory_job", selection=dg.AssetSelection.assets(*keys.MEMORY_ASSETS),
-    executor_def=dg.in_process_executor,
+    executor_def=dg.in_process_executor, tags=IN_BACKLOG,
     description="Derive L0 vectors, L1 memories, the graph and L2 insights for new events.")
 
 insights_refresh_job = dg.define_asset_job(
     "insights_refresh_job", selection=dg.AssetSelection.assets(keys.L2_INSIGHTS),
-    executor_def=dg.in_process_executor,
+    executor_def=dg.in_process_executor, tags=IN_BACKLOG,
     description="Recompute L2 insights for the users active on a day.")
 
 memory_decay_job = dg.define_asset_job(
     "memory_decay_job", selection=dg.AssetSelection.assets(keys.MEMORY_DECAY),
-    executor_def=dg.in_process_executor,
+    executor_def=dg.in_process_executor, tags=IN_BACKLOG,
     description="Prune memories that decayed below the floor, with their dependents.")
 
 memory_decay_schedule = dg.ScheduleDefinition(
@@ -86,7 +97,7 @@ nightly_insights_schedule = dg.build_schedule_from_partitioned_job(
     default_status=dg.DefaultScheduleStatus.RUNNING)
 
 
-@dg.sensor(job=memory_job, minimum_interval_seconds=2,
+@dg.sensor(job=memory_job, minimum_interval_seconds=1,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def log_sensor(context: dg.SensorEvaluationContext,
                cluster: ClusterResource) -> dg.SensorResult | dg.SkipReason:
@@ -174,7 +185,9 @@ def range_request(after: int, until: int, day: str, priority: str,
     return dg.RunRequest(run_key=f"log-{after}-{until}", partition_key=day,
                          run_config=range_run_config(after, until, horizon=horizon),
                          tags={"memorose/log_after": str(after), "memorose/log_until": str(until),
-                               PRIORITY_TAG: priority})
+                               PRIORITY_TAG: priority,
+                               LANE_TAG: FRESH_LANE if priority == FRESH_PRIORITY
+                               else BACKLOG_LANE})
 
 
 @dg.sensor(job=memory_job, minimum_interval_seconds=300,
@@ -191,5 +204,6 @@ def rederive_sensor(context: dg.SensorEvaluationContext, cluster: ClusterResourc
         return dg.SkipReason(f"every memory is derived by {current}")
     return dg.SensorResult(run_requests=[
         dg.RunRequest(run_key=f"rederive-{current}-{day}", partition_key=day,
-                      tags={"memorose/rederive": current, PRIORITY_TAG: BACKLOG_PRIORITY})
+                      tags={"memorose/rederive": current, PRIORITY_TAG: BACKLOG_PRIORITY,
+                            **IN_BACKLOG})
         for day in stale])

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from memorose_dagster.pipeline.partitions import chunk
 from memorose_dagster.pipeline.resources import ClusterResource
 
+# The lane a run queues in (``memorose up``'s dagster.yaml runs one run per lane at a time): a
+# job's runs go in the backlog lane; the log sensor's ranges of new events in the fresh one.
+LANE_TAG, FRESH_LANE, BACKLOG_LANE = "memorose/lane", "fresh", "backlog"
+IN_BACKLOG = {LANE_TAG: BACKLOG_LANE}
+
 
 @dataclass
 class LogCursor:

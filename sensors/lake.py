@@ -9,17 +9,18 @@ import dagster as dg
 
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.resources import ClusterResource
+from sensors.backlog import IN_BACKLOG
 
 LAKE_OP = "memory_lake"
 
 lake_job = dg.define_asset_job(
     "lake_job", selection=dg.AssetSelection.assets(*keys.LAKE_ASSETS.values()),
-    executor_def=dg.in_process_executor,
+    executor_def=dg.in_process_executor, tags=IN_BACKLOG,
     description="Write the lake partitions a log range touched (or a day, or everything).")
 
 audit_job = dg.define_asset_job(
     "audit_job", selection=dg.AssetSelection.assets(keys.MEMORY_AUDIT),
-    executor_def=dg.in_process_executor,
+    executor_def=dg.in_process_executor, tags=IN_BACKLOG,
     description="Run the DuckDB audits over the lake and the nodes' index censuses.")
 
 nightly_audit_schedule = dg.ScheduleDefinition(

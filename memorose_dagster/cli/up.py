@@ -1,11 +1,14 @@
 """``memorose up``: the node, the Dagster webserver and the Dagster daemon, as one command.
 
 DAGSTER_HOME lives in the data directory with a ``dagster.yaml`` for one machine: no telemetry,
-runs queued and dequeued every second, one run at a time (sensor runs cover disjoint log ranges,
-and no two runs write one user's memories at once). The queue takes the highest
-``dagster/priority`` first, in order of creation within one: the log sensor queues a backlog's
-chunks at -1 and fresh ranges at 0, so fresh events wait for the chunk that is running, not for
-the whole backlog (see ``sensors``). Ctrl-C or SIGTERM stops all three.
+runs queued and dequeued every second, two lanes of one run each (the ``memorose/lane`` tag):
+``fresh`` for the log sensor's ranges of new events, ``backlog`` for a bulk load's chunks,
+re-derivations, schedules and the lake. Within a lane the queue takes the highest
+``dagster/priority`` first, in order of creation. So a fresh event waits for neither the
+backlog nor the chunk that is running; runs over disjoint log ranges may overlap, and a step
+leases the users it derives (``node/leases.py``) so that no two write one user's memories at
+once. The daemon evaluates sensors every second (``cli/daemon.py``). Ctrl-C or SIGTERM stops
+all three.
 """
 
 import os
@@ -28,8 +31,15 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    max_concurrent_runs: 1
+    max_concurrent_runs: 2
     dequeue_interval_seconds: 1
+    tag_concurrency_limits:
+      - key: "memorose/lane"
+        value: "fresh"
+        limit: 1
+      - key: "memorose/lane"
+        value: "backlog"
+        limit: 1
 run_monitoring:
   enabled: true
   poll_interval_seconds: 5
@@ -123,7 +133,8 @@ def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
         _init_instance(bin_dir, env)  # while the node loads its model
         _wait_http(f"{env['MEMOROSE_URL']}/health", node, "the node", 120)
         processes.append(subprocess.Popen(
-            [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env=env))
+            [sys.executable, "-m", "memorose_dagster.cli.daemon", "run", "-w", workspace],
+            env=env))
         webserver = subprocess.Popen(
             [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", settings.host,
              "-p", str(dagster_port)], env=env)

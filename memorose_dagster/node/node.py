@@ -46,6 +46,7 @@ from memorose_dagster.node.candidates import Candidates
 from memorose_dagster.node.forgetter import Forgetter
 from memorose_dagster.node.health import StorageHealth
 from memorose_dagster.node.indexer import Indexer
+from memorose_dagster.node.leases import Leases
 from memorose_dagster.node.members import MemberView
 from memorose_dagster.node.memories import Memories
 from memorose_dagster.node.retrieval import Retriever
@@ -107,6 +108,7 @@ class Node:
         self.retriever = Retriever(self.store, self.indexer, self.embedder)
         self.memories = Memories(self.store, self.retriever)
         self.candidates = Candidates(self.store)
+        self.leases = Leases()  # which pipeline step derives which users now
         self._forgetter: Forgetter | None = None
 
     def submit(self, records: list[dict[str, Any]], wait_indexed: bool = True,

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from memorose_client.errors import MemoroseAPIError
 from memorose_dagster.node.node import Node
 from memorose_dagster.pipeline.resources import ClusterResource
 
@@ -57,6 +58,17 @@ class NodeClient:
 
     def commit(self, records: list[dict[str, Any]]) -> int:
         return self._node.commit_derived(records)
+
+    def acquire_lease(self, owner: str, users: list[tuple[str, str]],
+                      ttl_seconds: float = 120.0) -> dict[str, Any]:
+        busy = self._node.leases.acquire(owner, users, ttl_seconds)
+        if busy:  # what the route answers, as the HTTP client raises it
+            raise MemoroseAPIError(409, "lease_held", f"{len(busy)} users are leased to another "
+                                   "step", {"error": {"code": "lease_held"}})
+        return {"owner": owner, "users": len(set(users)), "ttl_seconds": ttl_seconds}
+
+    def release_lease(self, owner: str) -> int:
+        return self._node.leases.release(owner)
 
     def close(self) -> None:
         """The node belongs to whoever started it."""

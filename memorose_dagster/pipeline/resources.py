@@ -2,7 +2,8 @@
 
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import dagster as dg
@@ -17,6 +18,7 @@ from memorose_dagster.models.provider import (
     make_extractor,
     provider,
 )
+from memorose_dagster.pipeline import leasing
 
 COMMIT_CHUNK = 500  # records per log command: one Raft entry stays well under a few MB
 
@@ -91,6 +93,12 @@ class ClusterResource(dg.ConfigurableResource):
 
     def users(self) -> list[tuple[str, str]]:
         return self.client.users()
+
+    def leased(self, context: dg.AssetExecutionContext,
+               users: Iterable[tuple[str, str]]) -> AbstractContextManager[float]:
+        """Hold ``users`` for this step (``pipeline/leasing.py``): no other run's step derives
+        their memories meanwhile. Yields the seconds spent waiting for them."""
+        return leasing.held(self.client, f"{context.run.run_id}:{context.op_def.name}", users)
 
     def users_after(self, after: int, entries: int,
                     until: int | None = None) -> set[tuple[str, str]]:
