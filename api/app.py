@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
@@ -49,6 +50,11 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         own = node is None
         app.state.node = node or Node(settings)
         app.state.node.wait_ready()
+        # What the start loaded (models, indexes, caches) lives as long as the process: out of
+        # the collector's reach, a full collection no longer walks it (one took 93 ms of a
+        # retrieve at 100k events).
+        gc.collect()
+        gc.freeze()
         try:
             async with mcp_running(app):
                 yield
