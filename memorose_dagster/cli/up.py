@@ -1,4 +1,4 @@
-"""``memorose up``: the node, the Dagster webserver and the Dagster daemon, as one command.
+"""``memorose up``: the node, the Dagster code server, webserver and daemon, as one command.
 
 DAGSTER_HOME lives in the data directory with a ``dagster.yaml`` for one machine: no telemetry,
 runs queued and dequeued every second, two lanes of one run each (the ``memorose/lane`` tag):
@@ -7,12 +7,14 @@ re-derivations, schedules and the lake. Within a lane the queue takes the highes
 ``dagster/priority`` first, in order of creation. So a fresh event waits for neither the
 backlog nor the chunk that is running; runs over disjoint log ranges may overlap, and a step
 leases the users it derives (``node/leases.py``) so that no two write one user's memories at
-once. The daemon evaluates sensors every second (``cli/daemon.py``). Ctrl-C or SIGTERM stops
-all three.
+once. The daemon evaluates sensors every second (``cli/daemon.py``), and the code server starts
+runs from a fork server holding the definitions already imported (``cli/code_server.py``).
+Ctrl-C or SIGTERM stops them all.
 """
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -47,11 +49,10 @@ run_monitoring:
 
 WORKSPACE_YAML = """\
 load_from:
-  - python_module:
-      module_name: memorose_dagster.pipeline.definitions
-      attribute: defs
+  - grpc_server:
+      host: 127.0.0.1
+      port: {port}
       location_name: memorose
-      working_directory: {working_directory}
 """
 
 
@@ -67,15 +68,35 @@ def stop_requested() -> threading.Event:
     return event
 
 
-def prepare_dagster_home(home: Path) -> Path:
+def prepare_dagster_home(home: Path, code_port: int) -> Path:
     dagster_home = (home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
-    # The working directory goes first on sys.path: pin it to a folder of ours, so a stray
-    # ./assets or ./sensors where the command was started cannot shadow the installed packages.
-    (dagster_home / "workspace.yaml").write_text(
-        WORKSPACE_YAML.format(working_directory=dagster_home))
+    (dagster_home / "workspace.yaml").write_text(WORKSPACE_YAML.format(port=code_port))
     return dagster_home
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _wait_code_server(bin_dir: Path, port: int, process: subprocess.Popen,
+                      timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the Dagster code server exited with code {process.returncode} "
+                             "while starting")
+        check = subprocess.run([str(bin_dir / "dagster"), "api", "grpc-health-check", "-p",
+                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=60)
+        if check.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the Dagster code server did not answer on port {port} within "
+                     f"{timeout:.0f}s")
 
 
 def _wait_http(url: str, process: subprocess.Popen, what: str, timeout: float) -> None:
@@ -118,7 +139,8 @@ def _stop(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
 
 
 def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
-    dagster_home = prepare_dagster_home(settings.home)
+    code_port = free_port("127.0.0.1")
+    dagster_home = prepare_dagster_home(settings.home, code_port)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home),
            "MEMOROSE_URL": f"http://{settings.host}:{settings.port}",
@@ -131,7 +153,14 @@ def up(settings: Settings, dagster_port: int, serve_args: list[str]) -> int:
                                  *serve_args], env=env)
         processes.append(node)
         _init_instance(bin_dir, env)  # while the node loads its model
+        # The code server's working directory comes first on its sys.path: a folder of ours, so
+        # a stray ./assets or ./sensors where the command was started cannot shadow the packages.
+        code_server = subprocess.Popen([sys.executable, "-m", "memorose_dagster.cli.code_server",
+                                        "-h", "127.0.0.1", "-p", str(code_port)], env=env,
+                                       cwd=dagster_home)
+        processes.append(code_server)
         _wait_http(f"{env['MEMOROSE_URL']}/health", node, "the node", 120)
+        _wait_code_server(bin_dir, code_port, code_server, 180)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "memorose_dagster.cli.daemon", "run", "-w", workspace],
             env=env))
