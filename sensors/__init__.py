@@ -106,18 +106,20 @@ def log_sensor(context: dg.SensorEvaluationContext,
     cursor = LogCursor.parse(context.cursor)
     before, requests = cursor.dump(), []
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    queue = RunQueue.of(context.instance) if cursor.draining else None
+    # Every tick (each second): new events wait while a fresh run waits, backlog or not; else
+    # a run a tick piles up behind the one running (~2 s each) and the lag grows without end.
+    queue = RunQueue.of(context.instance)
     has_events, applied, scanned_to = cluster.has_new(cursor.handed, ["event"])
-    if has_events and not (queue and queue.holds_fresh):  # else: into the next fresh range
+    if has_events and not queue.holds_fresh:  # else: into the next fresh range
         requests += hand_out(cursor, cluster, applied, day)
     elif not has_events:  # perhaps entries without events (access flushes, derived records)
         cursor.handed = max(cursor.handed, scanned_to)
     if cursor.backlogs:
-        wanted = BACKLOG_QUEUE - (queue.waiting if queue else 0)
+        wanted = BACKLOG_QUEUE - queue.waiting
         requests += [range_request(after, until, day, BACKLOG_PRIORITY, horizon=horizon)
                      for after, until, horizon in next_chunks(cursor, cluster, wanted,
                                                               CHUNK_EVENTS)]
-    elif queue and not queue.waiting + queue.running and not requests:
+    elif cursor.draining and not queue.waiting + queue.running and not requests:
         cursor.draining = False
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=cursor.dump())

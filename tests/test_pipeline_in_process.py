@@ -34,7 +34,7 @@ def ingest(node, contents=FACTS, user="user_1"):
 
 
 def tick(cluster, cursor=None, instance=None):
-    with dg.build_sensor_context(cursor=cursor, instance=instance,
+    with dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
                                  resources={"cluster": cluster}) as context:
         return log_sensor(context)
 
@@ -57,6 +57,22 @@ def waiting_run(instance: dg.DagsterInstance, priority: str) -> None:
     """A memory_job run in the queue (NOT_STARTED counts as QUEUED, which needs an origin)."""
     instance.add_run(dg.DagsterRun(job_name="memory_job", status=dg.DagsterRunStatus.NOT_STARTED,
                                    tags={PRIORITY_TAG: priority}))
+
+
+def test_new_events_wait_for_the_next_fresh_range_while_one_waits(node):
+    """No backlog: a tick each second must not queue a run each second behind the one running
+    (the plain trickle's lag grew without end): while a fresh run waits, new events wait too."""
+    cluster, instance = InProcessClusterResource.for_node(node), dg.DagsterInstance.ephemeral()
+    first, _ = ingest(node)
+    requested = tick(cluster, instance=instance)
+    assert [span(r) for r in requested.run_requests] == [(0, first)]
+    waiting_run(instance, sensors.FRESH_PRIORITY)
+    later, _ = ingest(node, ["Biscuit learned to swim"])
+    held = tick(cluster, requested.cursor, instance)
+    assert isinstance(held, dg.SkipReason) and requested.cursor == str(first)
+    instance.wipe()  # the waiting run started and ended
+    (next_range,) = tick(cluster, requested.cursor, instance).run_requests
+    assert span(next_range) == (first, later)
 
 
 def test_the_sensor_hands_out_a_backlog_in_chunks_fresh_ranges_go_ahead_of(node, monkeypatch):
