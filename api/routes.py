@@ -243,8 +243,12 @@ def bool_param(params: Any, name: str) -> bool:
 
 
 async def commit(request: Request) -> JSONResponse:
-    """Pipeline: commit a batch of derived records as one log command."""
+    """Pipeline: commit a batch of derived records as one log command. Answered once applied
+    and indexed on this node; with ``applied_only`` once applied (the indexer goes in log
+    order: a later command's answer covers this one)."""
     require_admin(request)
+    applied_only = bool_param(request.query_params, "applied_only")
     body = await read_body(request, CommitIn)
-    index = await run_in_threadpool(node_of(request).commit_derived, body.records)
+    index = await run_in_threadpool(node_of(request).commit_derived, body.records,
+                                    not applied_only)
     return JSONResponse({"log_index": index, "records": len(body.records)}, status_code=201)
