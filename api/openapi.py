@@ -114,12 +114,9 @@ def build() -> dict[str, Any]:
             "{records}", CandidatesIn, _403="admin key required", **BAD)},
         "/api/v1/admin/users": {"get": _op("Every (tenant, user_id) with events (admin)", 200,
                                            "{users}", _403="admin key required")},
-        "/api/v1/admin/commit": {"post": {**_op(
-            "Commit derived records as one command (admin); answered once applied and indexed "
-            "here, or with applied_only once applied", 201, "{log_index}", CommitIn,
-            _403="admin key required", **BAD),
-            "parameters": [{"name": "applied_only", "in": "query",
-                            "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}}]}},
+        "/api/v1/admin/commit": {"post": _op("Commit derived records as one command (admin)",
+                                             201, "{log_index}", CommitIn,
+                                             _403="admin key required", **BAD)},
     }
     paths["/api/v1/events/{event_id}"]["delete"] = {**_op(
         "Forget an event and what rests only on it", 200, FORGOTTEN, _400=BAD_ID,

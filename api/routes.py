@@ -243,12 +243,8 @@ def bool_param(params: Any, name: str) -> bool:
 
 
 async def commit(request: Request) -> JSONResponse:
-    """Pipeline: commit a batch of derived records as one log command. Answered once applied
-    and indexed on this node; with ``applied_only`` once applied (the indexer goes in log
-    order: a later command's answer covers this one)."""
+    """Pipeline: commit a batch of derived records as one log command."""
     require_admin(request)
-    applied_only = bool_param(request.query_params, "applied_only")
     body = await read_body(request, CommitIn)
-    index = await run_in_threadpool(node_of(request).commit_derived, body.records,
-                                    not applied_only)
+    index = await run_in_threadpool(node_of(request).commit_derived, body.records)
     return JSONResponse({"log_index": index, "records": len(body.records)}, status_code=201)

@@ -259,13 +259,11 @@ class ApiMethods:
         return self._run(Call("GET", f"/api/v1/admin/derivations?kind={kind}",
                               read=lambda r: r["derivations"]))
 
-    def commit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
-        """Commit derived records as one log command; returns its log index once applied and
-        (``wait_indexed``) indexed on the node."""
+    def commit(self, records: list[dict[str, Any]]) -> int:
+        """Commit derived records as one log command; returns its log index."""
         body = {"records": [{k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
                              for k, v in r.items()} for r in records]}
-        path = "/api/v1/admin/commit" + ("" if wait_indexed else "?applied_only=1")
-        return self._run(Call("POST", path, body, lambda r: r["log_index"]))
+        return self._run(Call("POST", "/api/v1/admin/commit", body, lambda r: r["log_index"]))
 
     def whoami(self) -> dict[str, Any]:
         """What this client's key reaches: ``{role, tenant, read_only, open, ...}``."""

@@ -116,46 +116,6 @@ def test_admin_log_and_commit_round_trip(client):
     assert any(r["kind"] == "l1" for e in after["entries"] for r in e["records"])
 
 
-def test_a_commit_answered_once_applied_is_indexed_by_the_next_one_answered(client, node):
-    acked = ingest(client, content="moved to Lisbon")
-
-    def memory(n: int, content: str) -> dict:
-        return {"kind": "l1", "id": f"mem-{n}", "tenant": "default", "user_id": "user_123",
-                "stream_id": "session_1", "content": content,
-                "source_event_ids": [acked["event_id"]]}
-
-    first = client.post("/api/v1/admin/commit", params={"applied_only": "1"},
-                        json={"records": [memory(1, "Lives in Lisbon")]})
-    assert first.status_code == 201
-    assert node.store.applied_index >= first.json()["log_index"]  # applied, maybe not indexed
-    second = client.post("/api/v1/admin/commit", json={"records": [memory(2, "Walks to Belem")]})
-    assert second.status_code == 201
-    assert node.indexer.indexed >= second.json()["log_index"] > first.json()["log_index"]
-    assert retrieve(client, "user_123", "Lisbon", layers=["L1"])[0]["id"] == "mem-1"
-    assert retrieve(client, "user_123", "Belem", layers=["L1"])[0]["id"] == "mem-2"
-    bad = client.post("/api/v1/admin/commit", params={"applied_only": "soon"},
-                      json={"records": [memory(3, "x")]})
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "applied_only"
-
-
-def test_the_pipeline_waits_for_the_index_once_per_commit_of_many_chunks(node, monkeypatch):
-    from memorose_dagster.pipeline import resources
-    from memorose_dagster.pipeline.in_process import InProcessClusterResource, NodeClient
-
-    waits: list[bool] = []
-    commit = NodeClient.commit
-    monkeypatch.setattr(NodeClient, "commit", lambda self, records, wait_indexed=True: (
-        waits.append(wait_indexed), commit(self, records, wait_indexed))[1])
-    monkeypatch.setattr(resources, "COMMIT_CHUNK", 2)
-    cluster = InProcessClusterResource.for_node(node)
-    records = [{"kind": "l1", "id": f"m{i}", "tenant": "default", "user_id": "u",
-                "stream_id": "s", "content": f"fact {i}", "source_event_ids": [f"e{i}"]}
-               for i in range(5)]
-    indexes = cluster.commit_groups([[r] for r in records])
-    assert waits == [False, False, True] and len(indexes) == 3
-    assert node.indexer.indexed >= indexes[-1]
-
-
 def test_admin_log_counts_say_how_many_events_each_entry_holds(client):
     batch = client.post("/api/v1/events/batch", json={"events": [
         {"user_id": "u", "stream_id": "s", "content": f"fact {i}"} for i in range(3)]}).json()

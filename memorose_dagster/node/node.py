@@ -164,7 +164,7 @@ class Node:
         return self.submit([{**{name: getattr(event, name) for name in EVENT_FIELDS},
                              "kind": Event.kind} for event in events], label="events")
 
-    def commit_derived(self, raw: list[dict[str, Any]], wait_indexed: bool = True) -> int:
+    def commit_derived(self, raw: list[dict[str, Any]]) -> int:
         """Pipeline: commit derived records (as JSON: vector values base64) as one command.
         Each is checked against its type before it is proposed: InvalidInput names
         ``records.{i}.{field}``."""
@@ -186,7 +186,7 @@ class Node:
             except ValueError as exc:  # not base64
                 raise InvalidInput(f"records.{i}.values: not base64",
                                    field=f"records.{i}.values") from exc
-        return self.submit(records, wait_indexed=wait_indexed)
+        return self.submit(records)
 
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
         return self.store.get(keys.event(tenant, event_id))

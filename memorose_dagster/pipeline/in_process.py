@@ -56,8 +56,8 @@ class NodeClient:
     def derivations(self, kind: str = "l1") -> dict[str, dict[str, int]]:
         return self._node.derivations(kind)
 
-    def commit(self, records: list[dict[str, Any]], wait_indexed: bool = True) -> int:
-        return self._node.commit_derived(records, wait_indexed)
+    def commit(self, records: list[dict[str, Any]]) -> int:
+        return self._node.commit_derived(records)
 
     def acquire_lease(self, owner: str, users: list[tuple[str, str]],
                       ttl_seconds: float = 120.0) -> dict[str, Any]:

@@ -121,23 +121,21 @@ class ClusterResource(dg.ConfigurableResource):
         return self.client.derivations(kind)
 
     def commit(self, records: list[dict[str, Any]]) -> list[int]:
-        return self.commit_groups([[r] for r in records])
+        return [self.client.commit(records[i:i + COMMIT_CHUNK])
+                for i in range(0, len(records), COMMIT_CHUNK)]
 
     def commit_groups(self, groups: list[list[dict[str, Any]]]) -> list[int]:
         """Commit ``groups`` in chunks of about ``COMMIT_CHUNK`` records, never splitting a group:
-        a record and its vector are stored together or not at all. Only the last chunk waits
-        until the node has indexed it (the indexer goes in log order, so that covers them all):
-        the node indexes one chunk while the next is sent."""
-        chunks, chunk = [], []
+        a record and its vector are stored together or not at all."""
+        indexes, chunk = [], []
         for group in groups:
             if chunk and len(chunk) + len(group) > COMMIT_CHUNK:
-                chunks.append(chunk)
+                indexes.append(self.client.commit(chunk))
                 chunk = []
             chunk += group
         if chunk:
-            chunks.append(chunk)
-        return [self.client.commit(c, wait_indexed=i == len(chunks) - 1)
-                for i, c in enumerate(chunks)]
+            indexes.append(self.client.commit(chunk))
+        return indexes
 
 
 class ModelResource(dg.ConfigurableResource):
