@@ -18,7 +18,9 @@ see ``sensors/backlog.py``) in the backlog lane, at a lower run priority (``dags
 -1) than fresh ranges (0). So a fresh event waits neither for the backlog nor for the chunk that
 is running: its run starts beside the chunk. Two runs then derive at once; each step leases the
 users it derives first (``node/leases.py``), so a user whose bulk load is being derived gets
-fresh memories once the chunk's step holding them ends, and nobody else waits. While a fresh run
+fresh memories once the chunk's step holding them ends, and nobody else waits. Fresh runs never
+overlap one another: a fresh run may leave a user's graph and insights to the next one, which
+must not have derived them already. While a fresh run
 waits, new events wait for the next fresh range (a run costs ~2 s however few its events: one a
 tick would pile up). Where Dagster runs one run at a time (one lane), fresh runs alone could keep
 the slot busy, so the backlog gets a turn at least every ``BACKLOG_TURN`` seconds: fresh ranges
@@ -67,7 +69,6 @@ FRESH_TAIL = 100  # events at the end of a new backlog derived as fresh ones: a 
 BACKLOG_TURN = 30.0
 PRIORITY_TAG = "dagster/priority"  # read by Dagster's QueuedRunCoordinator
 FRESH_PRIORITY, BACKLOG_PRIORITY = "0", "-1"
-
 WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]
 RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
            dg.DagsterRunStatus.CANCELING]
