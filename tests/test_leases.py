@@ -181,4 +181,4 @@ def test_fresh_ranges_and_everything_else_queue_in_two_lanes_of_one_run():
     assert fresh.tags["memorose/lane"] == "fresh" and chunk.tags["memorose/lane"] == "backlog"
     for job in (sensors.memory_job, sensors.insights_refresh_job, sensors.memory_decay_job,
                 lake_job, audit_job):
-        assert defs.get_job_def(job.name).run_tags.get("memorose/lane") == "backlog", job.name
+        assert defs.resolve_job_def(job.name).run_tags.get("memorose/lane") == "backlog", job.name
