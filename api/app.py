@@ -50,11 +50,12 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         own = node is None
         app.state.node = node or Node(settings)
         app.state.node.wait_ready()
-        # What the start loaded (models, indexes, caches) lives as long as the process: out of
-        # the collector's reach, a full collection no longer walks it (one took 93 ms of a
-        # retrieve at 100k events).
-        gc.collect()
-        gc.freeze()
+        if own:  # the process serves this node alone (``memorose serve``), not an embedding app
+            # What the start loaded (models, indexes, caches) lives as long as the process: out
+            # of the collector's reach, a full collection no longer walks it (one took 93 ms of
+            # a retrieve at 100k events).
+            gc.collect()
+            gc.freeze()
         try:
             async with mcp_running(app):
                 yield

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from memorose_dagster.node.leases import MAX_TTL, MAX_USERS
+
 # Cc: C0 controls (the key separator \x1f among them), DEL and the C1 controls; Zl and Zp:
 # U+2028 and U+2029, which end a line in JavaScript and in many log viewers.
 NOT_IN_IDS = {"Cc", "Zl", "Zp"}
@@ -128,8 +130,8 @@ class LeaseIn(Strict):
     step holds any (``node/leases.py``). Sent again by the same owner, it renews."""
 
     owner: Id
-    users: Annotated[list[LeaseUser], Field(min_length=1, max_length=100_000)]
-    ttl_seconds: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    users: Annotated[list[LeaseUser], Field(min_length=1, max_length=MAX_USERS)]
+    ttl_seconds: Annotated[float, Field(gt=0, le=MAX_TTL)] = 120.0
 
 
 class CandidatesIn(Strict):

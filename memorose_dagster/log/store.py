@@ -52,6 +52,7 @@ SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
 # is ~250 MB); RocksDB's default cache of 32 MB missed on most of them. Bloom filters answer a
 # lookup of an absent key (a new event id, a first access total) without reading a block.
 BLOCK_CACHE_BYTES = 256 * 1024 * 1024
+_BLOCK_CACHE: Cache | None = None  # one per process, shared by every open of a store
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +95,13 @@ class _Reopening:
 
 
 def _options() -> Options:
+    global _BLOCK_CACHE
+    if _BLOCK_CACHE is None:  # a reopen or a read-only open shares it, not adds 256 MB more
+        _BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)
     opts = Options(raw_mode=True)
     opts.create_if_missing(True)
     table = BlockBasedOptions()
-    table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+    table.set_block_cache(_BLOCK_CACHE)
     table.set_bloom_filter(10, False)
     opts.set_block_based_table_factory(table)
     return opts
