@@ -69,6 +69,8 @@ class Node:
         secret = settings.resolved_secret()  # a weak one is refused before anything starts
         self.embedder = embedder or make_embedder()
         self.embedder.embed(["warm-up"])  # load the model now, not in the first request
+        if hasattr(self.embedder, "embed_queries"):  # and the copy that embeds questions
+            self.embedder.embed_queries(["warm-up"])
         startup_checks.check_data_dir(home)
         # Test hook (MEMOROSE_FAULT_FILE); a relative path is taken inside the data directory.
         fault_file = FaultFile(home / settings.fault_file if settings.fault_file else None)
