@@ -5,10 +5,12 @@ import time
 
 import dagster as dg
 
-from assets.selection import embed, range_metadata, select_events, vectors_are_unit
+from assets.selection import EmbedBeside, range_metadata, select_events, vectors_are_unit
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
+
+EMBED_LOT = 500  # events embedded at a time; a lot is committed while the next one embeds
 
 
 @dg.asset(key=keys.L0_EVENTS, partitions_def=PARTITIONS, group_name="memory",
@@ -21,8 +23,12 @@ def l0_events(context: dg.AssetExecutionContext, config: LogRange, cluster: Clus
     events = select_events(context, config, cluster)
     text_events = [e for e in events if e.get("content_type", "text") == "text"]
     embedder = model.embedder()
-    vectors = embed(text_events, embedder)
-    cluster.commit([v.to_dict() for v in vectors])
+    vectors = []
+    with EmbedBeside(embedder, lot=EMBED_LOT) as beside:
+        beside.add(text_events)
+        for lot in beside.lots():  # committed while the next lot is embedded
+            cluster.commit([v.to_dict() for v in lot])
+            vectors += lot
     passed = len(vectors) == len(text_events) and vectors_are_unit(vectors, embedder.dim)
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(events), len(vectors),

@@ -7,8 +7,8 @@ from typing import Any
 import dagster as dg
 
 from assets.selection import (
+    EmbedBeside,
     by_stream,
-    embed,
     needs_vector,
     range_metadata,
     select_events,
@@ -72,8 +72,19 @@ def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
                       model: ModelResource) -> tuple[list[dict], list[dict], list]:
     """The range's memories per user, the stored ones they retire, and the vectors of those
     whose text is new; committed (the caller holds the users' lease)."""
+    with EmbedBeside(model.embedder()) as beside:
+        memories, retired = derive_users(events, cluster, model, beside)
+        vectors = beside.vectors()
+    cluster.commit_groups(with_vectors(memories, vectors) + [[r] for r in retired])
+    return memories, retired, vectors
+
+
+def derive_users(events: list[dict[str, Any]], cluster: ClusterResource, model: ModelResource,
+                 beside: EmbedBeside) -> tuple[list[dict], list[dict]]:
+    """Each user's memories and the stored ones they retire; the memories whose text is new go
+    to ``beside`` to be embedded while the next user is derived."""
     event_ids = {e["event_id"] for e in events}
-    memories, retired, stored = [], [], {}
+    memories, retired = [], []
     for tenant, user in users_of(events):
         mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
         # Context and replies come from the same stream: read only the streams touched.
@@ -81,7 +92,7 @@ def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
                                             {e["stream_id"] for e in mine}))
         existing = existing_for(cluster, model, tenant, user, with_previous(mine, streams),
                                 streams, mine)
-        stored.update((m["id"], m) for m in existing)
+        stored = {m["id"]: m for m in existing}
         made, absorbed = derive(model, mine, streams, existing)
         fresh, merged = [m.to_dict() for m in made], set(absorbed)
         kept = {m["id"] for m in fresh} | {m["id"] for m in existing
@@ -90,11 +101,9 @@ def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
                               reason="merged" if old["id"] in merged else "re-derived").to_dict()
                     for old in existing if old["id"] not in kept - merged]
         memories += fresh
-    # A merge or a supersede changes a memory but not its text: its vector stays as it is.
-    vectors = embed([m for m in memories if needs_vector(m, stored.get(m["id"]))],
-                    model.embedder())
-    cluster.commit_groups(with_vectors(memories, vectors) + [[r] for r in retired])
-    return memories, retired, vectors
+        # A merge or a supersede changes a memory but not its text: its vector stays as it is.
+        beside.add([m for m in fresh if needs_vector(m, stored.get(m["id"]))])
+    return memories, retired
 
 
 @dg.asset(key=keys.L1_MEMORIES, deps=[keys.L0_EVENTS], partitions_def=PARTITIONS,

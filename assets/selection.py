@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -85,6 +87,44 @@ def embed(records: list[dict[str, Any]], embedder: Embedder) -> list[Vector]:
     return [Vector(tenant=r["tenant"], record_id=record_id(r), layer=LAYER_OF_KIND[r["kind"]],
                    model=embedder.name, values=vector_to_bytes(v))
             for r, v in zip(records, values, strict=True)]
+
+
+class EmbedBeside:
+    """Embeds records on a worker thread while the caller goes on deriving (the next user's
+    reads and consolidation): the model runs outside the GIL, so its batches fill the core the
+    Python would leave idle. Records are sent in lots of ``lot`` texts, so batches stay full and
+    sorted by length as in one call; ``vectors()`` waits for all of them, in order."""
+
+    def __init__(self, embedder: Embedder, lot: int = 256):
+        self._embedder = embedder
+        self._lot = lot
+        self._waiting: list[dict[str, Any]] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed-beside")
+        self._lots: list[Future[list[Vector]]] = []
+
+    def __enter__(self) -> EmbedBeside:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        self._waiting += records
+        self._send(whole_only=True)
+
+    def _send(self, whole_only: bool = False) -> None:
+        while len(self._waiting) >= (self._lot if whole_only else 1):
+            lot, self._waiting = self._waiting[:self._lot], self._waiting[self._lot:]
+            self._lots.append(self._pool.submit(embed, lot, self._embedder))
+
+    def lots(self) -> Iterator[list[Vector]]:
+        """Each lot's vectors as it is done (the next lot embeds while the caller uses one)."""
+        self._send()
+        while self._lots:
+            yield self._lots.pop(0).result()
+
+    def vectors(self) -> list[Vector]:
+        return [v for lot in self.lots() for v in lot]
 
 
 def needs_vector(record: dict[str, Any], stored: dict[str, Any] | None) -> bool:

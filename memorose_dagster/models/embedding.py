@@ -10,6 +10,7 @@ import importlib.resources
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -42,8 +43,12 @@ class Embedder(Protocol):
 class LocalMiniLM:
     """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over the attention mask, L2-normalised.
 
-    ``embed_queries`` embeds questions with a quantized copy of the same model on one thread
-    (``models/quantize.py``): twice as fast, and its vectors land where the shipped model's do.
+    Many batches run side by side, one thread each, on as many threads as there are cores: a
+    batch split over two threads waits for the slower half whenever the node takes a core, two
+    batches on one thread each do not (+15% texts/s on a quiet 2-core machine, +27% beside a busy
+    core). One batch runs on all of them. ``embed_queries`` embeds questions with a quantized
+    copy of the same model on one thread (``models/quantize.py``): twice as fast, and its vectors
+    land where the shipped model's do.
     """
 
     name = "all-MiniLM-L6-v2-int8"
@@ -53,7 +58,10 @@ class LocalMiniLM:
         self._batch_size = batch_size
         self._threads = threads or default_threads()
         self._lock = threading.Lock()
-        self._session = None
+        self._session = None  # all threads on one batch
+        self._lane = None  # one thread a batch, batches side by side on the pool
+        self._pool: ThreadPoolExecutor | None = None
+        self.lanes = self._threads  # batches that run side by side
         self._query_session = None
         self._tokenizer = None
         self.query_model = ""  # which file embeds questions, once loaded
@@ -67,6 +75,9 @@ class LocalMiniLM:
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.enable_padding()
         self._session = _session(_model_file(), self._threads)
+        if self._threads > 1:
+            self._lane = _session(_model_file(), 1)
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="embed")
         self._tokenizer = tokenizer
 
     def _load_queries(self) -> None:
@@ -90,7 +101,7 @@ class LocalMiniLM:
         with self._lock:  # onnxruntime sessions are thread-safe; loading once is what we guard
             if self._session is None:
                 self._load()
-        return self._embed(self._session, texts)
+        return self._embed(self._session, texts, self._pool)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Questions (a retrieve's query), through the quantized copy when there is one."""
@@ -101,14 +112,22 @@ class LocalMiniLM:
                 self._load_queries()
         return self._embed(self._query_session, texts)
 
-    def _embed(self, session, texts: list[str]) -> np.ndarray:
+    def _embed(self, session, texts: list[str],
+               pool: ThreadPoolExecutor | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts])  # similar lengths pad less
+        batches = [order[start:start + self._batch_size]
+                   for start in range(0, len(texts), self._batch_size)]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self._batch_size):
-            idx = order[start:start + self._batch_size]
-            out[idx] = self._embed_batch(session, [texts[i] for i in idx])
+        if pool is None or len(batches) == 1:
+            for idx in batches:
+                out[idx] = self._embed_batch(session, [texts[i] for i in idx])
+            return out
+        done = pool.map(lambda idx: self._embed_batch(self._lane, [texts[i] for i in idx]),
+                        batches)
+        for idx, vectors in zip(batches, done, strict=True):
+            out[idx] = vectors
         return out
 
     def _embed_batch(self, session, texts: list[str]) -> np.ndarray:
@@ -147,11 +166,16 @@ class CachedEmbedder:
         self.name = inner.name
         self.dim = inner.dim
         self._max = max_texts
+        self._lock = threading.Lock()
         self._vectors: dict[str, np.ndarray] = {}
         self.hits = 0
         self.embedded = 0
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        with self._lock:  # a run embeds on a worker thread beside its own (assets/selection.py)
+            return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
             for text, vector in zip(missing, self.inner.embed(missing), strict=True):
