@@ -23,6 +23,10 @@ from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from memorose_dagster.records import Tombstone
 
+# Memories embedded at a time: a lot of two batches keeps both of the model's lanes busy from
+# the first users on, while the rest are derived (a run makes ~500 memories to embed).
+EMBED_LOT = 64
+
 
 def derive(model: ModelResource, events: list[dict[str, Any]],
            streams: dict[str, list[dict[str, Any]]],
@@ -72,7 +76,7 @@ def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
                       model: ModelResource) -> tuple[list[dict], list[dict], list]:
     """The range's memories per user, the stored ones they retire, and the vectors of those
     whose text is new; committed (the caller holds the users' lease)."""
-    with EmbedBeside(model.embedder()) as beside:
+    with EmbedBeside(model.embedder(), lot=EMBED_LOT) as beside:
         memories, retired = derive_users(events, cluster, model, beside)
         vectors = beside.vectors()
     cluster.commit_groups(with_vectors(memories, vectors) + [[r] for r in retired])

@@ -24,7 +24,8 @@ MAX_TOKENS = 256
 
 
 def default_threads() -> int:
-    """ONNX intra-op threads: ``MEMOROSE_EMBED_THREADS``, else every core up to 4."""
+    """ONNX threads (one batch on all, or as many batches side by side):
+    ``MEMOROSE_EMBED_THREADS``, else every core up to 4."""
     configured = os.environ.get("MEMOROSE_EMBED_THREADS", "")
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
