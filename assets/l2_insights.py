@@ -7,8 +7,8 @@ from typing import Any
 import dagster as dg
 
 from assets.selection import (
-    EmbedBeside,
     deferred,
+    embed,
     needs_vector,
     range_metadata,
     select_events,
@@ -23,8 +23,6 @@ from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from memorose_dagster.records import Tombstone
-
-EMBED_LOT = 32  # insights embedded at a time (their texts are long: a lot is a batch)
 
 
 def summarised(insight: dict, memories: list[dict], model: ModelResource) -> dict:
@@ -42,30 +40,27 @@ def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: C
     """The insights of the range's users (but those a later chunk derives), those that changed,
     what they retire, the new vectors, memories read and users deferred; committed (the caller
     holds the users' lease)."""
-    insights, changed, retired, memories_in, later = [], [], [], 0, 0
+    insights, retired, memories_in, stored, later = [], [], 0, {}, 0
     coming = users_coming(config, cluster)
-    with EmbedBeside(model.embedder(), lot=EMBED_LOT) as beside:
-        for tenant, user in users_of(events):
-            before = cluster.records("l2", tenant, user)
-            if deferred((tenant, user), coming, before, config.until):
-                later += 1
-                continue
-            memories = cluster.records("l1", tenant, user)
-            memories_in += len(memories)
-            fresh = [summarised(i.to_dict(), memories, model)
-                     for i in derive_insights(memories, entity_extractor())]
-            ids = {i["id"] for i in fresh}
-            stored = {old["id"]: old for old in before}
-            retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
-                                  reason="topic no longer recurs").to_dict()
-                        for old in before if old["id"] not in ids]
-            insights += fresh
-            # Most of a user's insights come out as they were: only what changed is committed,
-            # embedded (when its text changed) while the next user's are derived.
-            mine = [i for i in fresh if not unchanged(i, stored.get(i["id"]))]
-            changed += mine
-            beside.add([i for i in mine if needs_vector(i, stored.get(i["id"]))])
-        vectors = beside.vectors()
+    for tenant, user in users_of(events):
+        before = cluster.records("l2", tenant, user)
+        if deferred((tenant, user), coming, before, config.until):
+            later += 1
+            continue
+        memories = cluster.records("l1", tenant, user)
+        memories_in += len(memories)
+        fresh = [summarised(i.to_dict(), memories, model)
+                 for i in derive_insights(memories, entity_extractor())]
+        ids = {i["id"] for i in fresh}
+        stored.update((old["id"], old) for old in before)
+        retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
+                              reason="topic no longer recurs").to_dict()
+                    for old in before if old["id"] not in ids]
+        insights += fresh
+    # Most of a user's insights come out as they were: only what changed is committed.
+    changed = [i for i in insights if not unchanged(i, stored.get(i["id"]))]
+    vectors = embed([i for i in changed if needs_vector(i, stored.get(i["id"]))],
+                    model.embedder())
     cluster.commit_groups(with_vectors(changed, vectors) + [[r] for r in retired])
     return insights, changed, retired, vectors, memories_in, later
 

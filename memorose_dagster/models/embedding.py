@@ -76,10 +76,17 @@ class LocalMiniLM:
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.enable_padding()
         self._session = _session(_model_file(), self._threads)
-        if self._threads > 1:
-            self._lane = _session(_model_file(), 1)
-            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="embed")
         self._tokenizer = tokenizer
+
+    def _side_by_side(self) -> ThreadPoolExecutor | None:
+        """The pool and its one-thread session, made on the first call with many batches (a
+        node embeds questions, not lots of texts, and keeps ~30 MB less without them)."""
+        if self._threads > 1 and self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._lane = _session(_model_file(), 1)
+                    self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="embed")
+        return self._pool
 
     def _load_queries(self) -> None:
         if query_model() == "document":
@@ -102,7 +109,7 @@ class LocalMiniLM:
         with self._lock:  # onnxruntime sessions are thread-safe; loading once is what we guard
             if self._session is None:
                 self._load()
-        return self._embed(self._session, texts, self._pool)
+        return self._embed(self._session, texts, side_by_side=True)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Questions (a retrieve's query), through the quantized copy when there is one."""
@@ -113,19 +120,18 @@ class LocalMiniLM:
                 self._load_queries()
         return self._embed(self._query_session, texts)
 
-    def _embed(self, session, texts: list[str],
-               pool: ThreadPoolExecutor | None = None) -> np.ndarray:
+    def _embed(self, session, texts: list[str], side_by_side: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts])  # similar lengths pad less
         batches = [order[start:start + self._batch_size]
                    for start in range(0, len(texts), self._batch_size)]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if pool is None or len(batches) == 1:
+        if not side_by_side or len(batches) == 1 or self._side_by_side() is None:
             for idx in batches:
                 out[idx] = self._embed_batch(session, [texts[i] for i in idx])
             return out
-        done = pool.map(lambda idx: self._embed_batch(self._lane, [texts[i] for i in idx]),
+        done = self._pool.map(lambda idx: self._embed_batch(self._lane, [texts[i] for i in idx]),
                         batches)
         for idx, vectors in zip(batches, done, strict=True):
             out[idx] = vectors
