@@ -101,3 +101,42 @@ def test_an_unknown_query_model_is_refused_by_name(cache: Path, monkeypatch: pyt
     monkeypatch.setenv("MEMOROSE_QUERY_MODEL", "fp16")
     with pytest.raises(ValueError, match="MEMOROSE_QUERY_MODEL must be quantized or document"):
         LocalMiniLM().embed_queries(["anything"])
+
+
+class CountingQuestions(LocalMiniLM):
+    """The real model, noting the questions it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.questions: list[str] = []
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        self.questions += texts
+        return super().embed_queries(texts)
+
+
+def test_a_node_builds_the_copy_at_start_and_embeds_questions_with_it(
+        cache: Path, tmp_path: Path):
+    from starlette.testclient import TestClient
+
+    from api import create_app
+    from memorose_dagster.node.node import Node
+    from tests.conftest import make_settings
+
+    model = CountingQuestions()
+    node = Node(make_settings(tmp_path / "node"), embedder=model)
+    try:
+        node.wait_ready()
+        assert [p.name for p in cache.glob("*.onnx")] == [model.query_model], \
+            "built at start, not in the first retrieve"
+        with TestClient(create_app(node=node)) as client:
+            for text, _ in zip(DOCUMENTS, QUESTIONS, strict=False):
+                client.post("/api/v1/events", json={"user_id": "u", "stream_id": "s",
+                                                    "content": text}).raise_for_status()
+            answer = client.post("/api/v1/retrieve", json={
+                "user_id": "u", "query": "Which race is Priya preparing for?"})
+        assert answer.status_code == 200, answer.text
+        assert "marathon" in answer.json()["results"][0]["content"]
+        assert "Which race is Priya preparing for?" in model.questions
+    finally:
+        node.close()
