@@ -11,23 +11,22 @@ do not trigger runs.
 
 Lanes: ``memorose up`` runs one run at a time in each of two lanes (the ``memorose/lane`` tag):
 ``fresh`` for a tick's ordinary range of new events, ``backlog`` for everything else. A tick that
-finds more than ``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes
-them a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it): cut into ranges
-of about ``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most,
-see ``sensors/backlog.py``) in the backlog lane, at a lower run priority (``dagster/priority``
--1) than fresh ranges (0). So a fresh event waits neither for the backlog nor for the chunk that
-is running: its run starts beside the chunk. Two runs then derive at once; each step leases the
-users it derives first (``node/leases.py``), so a user whose bulk load is being derived gets
-fresh memories once the chunk's step holding them ends, and nobody else waits. Fresh runs never
-overlap one another: a fresh run may leave a user's graph and insights to the next one, which
-must not have derived them already. While a fresh run
-waits, new events wait for the next fresh range (a run costs ~2 s however few its events: one a
-tick would pile up). Where Dagster runs one run at a time (one lane), fresh runs alone could keep
-the slot busy, so the backlog gets a turn at least every ``BACKLOG_TURN`` seconds: fresh ranges
-then wait until a chunk has started. Deriving a user's fresh events before older ones of a
+finds more than ``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them
+a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it): cut into ranges of about
+``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most, see
+``sensors/backlog.py``) in the backlog lane, at a lower run priority (``dagster/priority`` -1) than
+fresh ranges (0). So a fresh event waits neither for the backlog nor for the chunk that is running:
+its run starts beside the chunk. Two runs then derive at once; each step leases the users it derives
+first (``node/leases.py``), so a user whose bulk load is being derived gets fresh memories once the
+chunk's step holding them ends, and nobody else waits. Fresh runs never overlap one another: a fresh
+run may leave a user's graph and insights to the next one, which must not have derived them already.
+While a fresh run waits, new events wait for the next fresh range (a run costs ~2 s however few its
+events: one a tick would pile up). Where Dagster runs one run at a time (one lane), fresh runs alone
+could keep the slot busy, so the backlog gets a turn at least every ``BACKLOG_TURN`` seconds: fresh
+ranges then wait until a chunk has started. Deriving a user's fresh events before older ones of a
 backlog gives the same memories (``memory/consolidate.py`` merges either way round), and a chunk
-defers a user's graph and insights only to later chunks of its own backlog
-(``LogRange.horizon``): the last one defers nobody, whatever was derived after it.
+defers a user's graph and insights only to later chunks of its own backlog (``LogRange.horizon``):
+the last one defers nobody, whatever was derived after it.
 
 Re-derivation: every memory names the logic that made it (``derivation``). When the
 consolidator changes (or the model provider does), ``rederive_sensor`` finds the ingest days that

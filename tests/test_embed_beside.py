@@ -36,10 +36,17 @@ def records(n: int, start: int = 0) -> list[dict]:
             for i in range(start, start + n)]
 
 
+def embedding_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("embed_")}
+
+
 def test_batches_side_by_side_give_the_vectors_of_one_batch_at_a_time():
     pooled, serial = LocalMiniLM(threads=2), LocalMiniLM(threads=1)
-    assert (pooled.lanes, serial.lanes) == (2, 1)
-    a, b = pooled.embed(TEXTS), serial.embed(TEXTS)
+    before = embedding_threads()
+    b = serial.embed(TEXTS)
+    assert embedding_threads() == before, "one thread: no pool"
+    a = pooled.embed(TEXTS)
+    assert len(embedding_threads() - before) == 2, "two threads: two lanes side by side"
     np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
     # in the texts' order, whatever order the batches finish in

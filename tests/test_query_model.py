@@ -130,7 +130,7 @@ def test_a_node_builds_the_copy_at_start_and_embeds_questions_with_it(
         assert [p.name for p in cache.glob("*.onnx")] == [model.query_model], \
             "built at start, not in the first retrieve"
         with TestClient(create_app(node=node)) as client:
-            for text, _ in zip(DOCUMENTS, QUESTIONS, strict=False):
+            for text in DOCUMENTS:
                 client.post("/api/v1/events", json={"user_id": "u", "stream_id": "s",
                                                     "content": text}).raise_for_status()
             answer = client.post("/api/v1/retrieve", json={

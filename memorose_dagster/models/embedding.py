@@ -62,7 +62,6 @@ class LocalMiniLM:
         self._session = None  # all threads on one batch
         self._lane = None  # one thread a batch, batches side by side on the pool
         self._pool: ThreadPoolExecutor | None = None
-        self.lanes = self._threads  # batches that run side by side
         self._query_session = None
         self._tokenizer = None
         self.query_model = ""  # which file embeds questions, once loaded
@@ -127,11 +126,12 @@ class LocalMiniLM:
         batches = [order[start:start + self._batch_size]
                    for start in range(0, len(texts), self._batch_size)]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not side_by_side or len(batches) == 1 or self._side_by_side() is None:
+        pool = self._side_by_side() if side_by_side and len(batches) > 1 else None
+        if pool is None:
             for idx in batches:
                 out[idx] = self._embed_batch(session, [texts[i] for i in idx])
             return out
-        done = self._pool.map(lambda idx: self._embed_batch(self._lane, [texts[i] for i in idx]),
+        done = pool.map(lambda idx: self._embed_batch(self._lane, [texts[i] for i in idx]),
                         batches)
         for idx, vectors in zip(batches, done, strict=True):
             out[idx] = vectors
