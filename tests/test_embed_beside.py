@@ -36,8 +36,8 @@ def records(n: int, start: int = 0) -> list[dict]:
             for i in range(start, start + n)]
 
 
-def embedding_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("embed_")}
+def embedding_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("embed_")}
 
 
 def test_batches_side_by_side_give_the_vectors_of_one_batch_at_a_time():
