@@ -47,20 +47,44 @@ def _int(literal: str) -> int:
     return int(literal) if len(literal) <= INT_CHARS else INT_MAX + 1
 
 
-# What can make a parsed body hold something ``_check_value`` refuses: a digit run that may be
-# an integer out of range (or a float beyond 1.8e308), an exponent of three digits, NaN or
-# Infinity, a surrogate escape. A body without any (most of them) skips the walk over every
-# value (1.5 ms for 500 events) and int()'s callback for every integer literal (1.7 ms).
-_SUSPECT = re.compile(r"\d{19}|[eE][+-]?\d{3}|NaN|Infinity|\\u[dD][89a-fA-F]")
-_LONG_INT = re.compile(rf"\d{{{INT_CHARS}}}")
-_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone one, passed on by the decoding
+# A lone surrogate as an escape (``\\ud800``); one decoded from the bytes as they came
+# (``surrogatepass``) can only be in a text that is not ASCII. A literal prefix keeps the scan at
+# memchr speed: one regex of alternatives that also looked for long digit runs, exponents, NaN
+# and Infinity took 4 ms of a 500-event body, ten times its parse.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _parse(text: str) -> Any:
+class _Numbers:
+    """``json.loads`` hooks that read numbers as it does by default and note one that msgpack
+    cannot carry (an integer out of range, a float that overflowed to inf, NaN, Infinity), so
+    that only such a body gets the walk over every value that names its path. The hooks cost a
+    500-event body 0.2 ms."""
+
+    def __init__(self) -> None:
+        self.suspect = False
+
+    def int_(self, literal: str) -> int:
+        if len(literal) < 19:  # shorter than any integer outside INT_MIN..INT_MAX
+            return int(literal)
+        self.suspect = True
+        return _int(literal)
+
+    def float_(self, literal: str) -> float:
+        value = float(literal)
+        if value - value != 0.0:  # inf (or nan)
+            self.suspect = True
+        return value
+
+    def constant(self, name: str) -> float:
+        self.suspect = True
+        return float(name)  # NaN, Infinity, -Infinity
+
+
+def _parse(text: str, numbers: _Numbers) -> Any:
     try:
-        if _LONG_INT.search(text):
-            return json.loads(text, parse_int=_int)
-        return json.loads(text)
+        return json.loads(text, parse_int=numbers.int_, parse_float=numbers.float_,
+                          parse_constant=numbers.constant)
     except RecursionError as exc:
         raise InvalidInput(f"the body nests deeper than {MAX_DEPTH} levels", field="") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -77,17 +101,16 @@ def _utf8(text: str) -> bool:
 
 def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
     """How deep objects and arrays nest in ``value`` (a scalar: 0), looking at containers
-    only, and no deeper than ``limit``."""
-    if isinstance(value, dict):
-        children = value.values()
-    elif isinstance(value, list):
-        children = value
-    else:
-        return 0
-    if limit <= 1:
-        return 1
-    return 1 + max((_depth(c, limit - 1) for c in children if isinstance(c, dict | list)),
-                   default=0)
+    only, and no deeper than ``limit``. Level by level: a recursion per container took a
+    500-event body 0.9 ms, this 0.2 ms."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level and depth < limit:
+        depth += 1
+        level = [child for container in level
+                 for child in (container.values() if type(container) is dict else container)
+                 if type(child) is dict or type(child) is list]
+    return depth
 
 
 def _check_value(value: Any, path: str, depth: int) -> None:
@@ -135,11 +158,13 @@ async def read_body(request: Request, model: type[M]) -> M:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
     text = await _text(request, limit)
-    suspect = _SUSPECT.search(text) or _SURROGATE.search(text)
-    data = _parse(text)
+    numbers = _Numbers()
+    suspect = bool(_ESCAPED_SURROGATE.search(text)
+                   or (not text.isascii() and _SURROGATE.search(text)))
+    data = _parse(text, numbers)
     del text  # what the body costs at the peak: its text while it is parsed, then its value
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object", field="")
-    if suspect or _depth(data) > MAX_DEPTH:
+    if suspect or numbers.suspect or _depth(data) > MAX_DEPTH:
         _check_value(data, "", 1)
     return model.model_validate(data)

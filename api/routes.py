@@ -14,7 +14,7 @@ from api.body import read_body
 from api.params import path_id, query_id, query_ids
 from api.schemas import CandidatesIn, CommitIn, EventBatchIn, EventIn, RetrieveIn
 from memorose_dagster.errors import Conflict, InvalidInput
-from memorose_dagster.ids import new_id
+from memorose_dagster.ids import new_ids
 from memorose_dagster.node.node import Node
 from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event
 
@@ -23,19 +23,28 @@ def node_of(request: Request) -> Node:
     return request.app.state.node
 
 
-def _event(request: Request, tenant: str, body: EventIn, field: str) -> Event:
-    limit = request.app.state.settings.max_content_chars
+def _event(tenant: str, body: EventIn, field: str, limit: int, now: float,
+           made_id: str | None) -> Event:
     if len(body.content) > limit:
         raise InvalidInput(f"{field}content: longer than {limit} characters",
                            field=f"{field}content")
-    # The receive time to the microsecond, as a sent timestamp can say it: an exported event
-    # imported elsewhere keeps exactly this value.
-    now = round(time.time(), 6)
-    return Event(event_id=body.event_id or new_id(int(now * 1000)), tenant=tenant,
-                 user_id=body.user_id,
+    return Event(event_id=body.event_id or made_id, tenant=tenant, user_id=body.user_id,
                  stream_id=body.stream_id, content=body.content,
                  timestamp=body.timestamp.timestamp() if body.timestamp else now,
                  content_type=body.content_type, metadata=body.metadata)
+
+
+def _events(request: Request, tenant: str, bodies: list[EventIn], fields: list[str],
+            ) -> list[Event]:
+    """The events of one request, received at one time: to the microsecond, as a sent
+    timestamp can say it (an exported event imported elsewhere keeps exactly this value).
+    Ids for those sent without one are made together (``new_ids``)."""
+    limit = request.app.state.settings.max_content_chars
+    now = round(time.time(), 6)
+    made = iter(new_ids(sum(1 for b in bodies if b.event_id is None), int(now * 1000)))
+    return [_event(tenant, body, field, limit, now,
+                   next(made) if body.event_id is None else None)
+            for body, field in zip(bodies, fields, strict=True)]
 
 
 SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
@@ -56,7 +65,7 @@ def _resent(node: Node, events: list[Event], bodies: list[EventIn], fields: list
 async def ingest_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     body = await read_body(request, EventIn)
-    event = _event(request, tenant, body, "")
+    event = _events(request, tenant, [body], [""])[0]
     _resent(node_of(request), [event], [body], [""])
     del body  # the event holds what the commit needs
     index = await run_in_threadpool(node_of(request).ingest, [event])
@@ -69,7 +78,7 @@ def _batch(request: Request, tenant: str, body: EventBatchIn) -> list[Event]:
         raise InvalidInput(f"events: {len(body.events)} events, over the batch limit of {limit}",
                            field="events", limit=limit)
     fields = [f"events.{i}." for i in range(len(body.events))]
-    events = [_event(request, tenant, e, f) for e, f in zip(body.events, fields, strict=True)]
+    events = _events(request, tenant, body.events, fields)
     if len({e.event_id for e in events}) < len(events):
         raise InvalidInput("events: the same event_id twice in one batch", field="events")
     _resent(node_of(request), events, body.events, fields)
