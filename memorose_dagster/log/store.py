@@ -387,7 +387,7 @@ class Store:
                 break
             scanned_to = index
             wanted = [k for k in written if kinds is None or keys.kind_of(k) in kinds]
-            records = [r for r in (self.get(k) for k in wanted) if r is not None]
+            records = [unpack(raw) for raw in self.get_raw_many(wanted) if raw is not None]
             if records:
                 out.append((index, records))
         return out, scanned_to
