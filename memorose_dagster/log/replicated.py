@@ -29,12 +29,12 @@ from pysyncobj.syncobj import _RAFT_STATE
 from memorose_dagster.log.faults import FaultFile, FaultState, StorageFault
 from memorose_dagster.log.journal import GuardedJournal
 from memorose_dagster.log.peer_guard import MAX_FRAME_BYTES, GuardedTransport
-from memorose_dagster.log.store import Store
+from memorose_dagster.log.store import Outcome, Store
 from memorose_dagster.records import pack, unpack
 
 log = logging.getLogger("memorose.raft")
 
-AppliedCallback = Callable[[int, list[dict[str, Any]]], None]
+AppliedCallback = Callable[[int, Outcome], None]
 
 ROLES = {_RAFT_STATE.FOLLOWER: "follower", _RAFT_STATE.CANDIDATE: "candidate",
          _RAFT_STATE.LEADER: "leader"}
@@ -129,7 +129,7 @@ class MemoryLog(SyncObj):
         outcome = self._store.apply_payload(payload, log_index)
         result = {"log_index": log_index, "rejected": "", "clashes": []}
         if outcome is not None:
-            self._on_applied(log_index, outcome.records)
+            self._on_applied(log_index, outcome)
             result.update(rejected=outcome.rejected, clashes=list(outcome.clashes))
         self._bytes_since_snapshot += len(payload)
         if self._bytes_since_snapshot > COMPACT_BYTES:  # local journal only, not replicated state

@@ -58,11 +58,14 @@ _BLOCK_CACHE: Cache | None = None  # one per process, shared by every open of a 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one command did: the records as stored, or why it was skipped as a whole
-    (``rejected``) and, for a resent event id holding another event, which records clashed."""
+    (``rejected``) and, for a resent event id holding another event, which records clashed;
+    ``previous`` is the log index of the command applied before it (0: none), so that whoever
+    follows the outcomes can tell whether it missed one."""
 
     records: list[dict[str, Any]]
     rejected: str = ""
     clashes: tuple[int, ...] = ()
+    previous: int = 0
 
 
 def ingest_day(event_id: str) -> str:
@@ -146,19 +149,20 @@ class Store:
         # decode, a record does not fit its type, an event id holds another event) is skipped
         # as a whole, the same way everywhere, and the reason kept. Write errors propagate.
         batch = WriteBatch(raw_mode=True)
+        previous = self.applied_index
         self._known = self._prefetch(records)
         try:
             clashes = () if rejected else self._clashes(records)
             if clashes:
                 rejected = f"records {list(clashes)}: event id already stored with another event"
             if rejected:
-                outcome = Outcome([], rejected, clashes)
+                outcome = Outcome([], rejected, clashes, previous)
                 written: list[bytes] = []
                 batch.put(keys.rejected(log_index), pack({"reason": rejected,
                                                           "clashes": list(clashes)}))
             else:
                 written, applied = self._stage(batch, records, log_index)
-                outcome = Outcome(applied)
+                outcome = Outcome(applied, previous=previous)
         finally:
             self._known = {}
         batch.put(keys.seq(log_index), pack(written))

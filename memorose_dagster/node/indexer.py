@@ -3,10 +3,16 @@
 The indexer follows the store's committed log (the ``s/`` keys) from its own watermark, which it
 persists after every commit of the indexes. One code path serves live indexing, catch-up after a
 crash (entries applied but not yet indexed), snapshot installs and ``memorose reindex``.
+
+Live, the state machine also hands over each command's records as it applied them (already
+checked against their types): while those follow the watermark without a gap, the indexer takes
+them instead of reading the records back from RocksDB, decoding and checking them again. Any gap
+(a restart, a snapshot install, more held than ``HANDED_MAX_RECORDS``) falls back to the log.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -17,7 +23,7 @@ from typing import Any
 from memorose_dagster.index.fulltext import FullTextIndex, TextDoc
 from memorose_dagster.index.vectors import VectorIndex, VectorRow
 from memorose_dagster.log import keys
-from memorose_dagster.log.store import Store
+from memorose_dagster.log.store import Outcome, Store
 from memorose_dagster.log.validate import InvalidRecord, validate_record
 from memorose_dagster.records import KIND_OF_LAYER, LAYER_OF_KIND, record_id, vector_from_bytes
 
@@ -26,6 +32,9 @@ log = logging.getLogger("memorose.indexer")
 PAGE = 2000
 OPTIMIZE_EVERY_ROWS = 20_000  # vector rows written between LanceDB compactions
 NOT_INDEXED = frozenset({"access"})  # kinds neither Tantivy nor LanceDB hold
+# Records held for the indexer as applied (a vector record is ~1.6 KB): past this many it reads
+# them back from RocksDB instead, so a lagging indexer costs no memory.
+HANDED_MAX_RECORDS = 20_000
 
 
 class Indexer:
@@ -48,6 +57,10 @@ class Indexer:
         self._stop = False
         self._rows_since_optimize = 0
         self._optimizing = threading.Lock()
+        # (previous log index, log index, records as applied) from the state machine
+        self._handed: collections.deque[tuple[int, int, list[dict[str, Any]]]] = \
+            collections.deque()
+        self._handed_records = 0
         self._thread = threading.Thread(target=self._run, name="memorose-indexer", daemon=True)
 
     def start(self) -> None:
@@ -60,10 +73,45 @@ class Indexer:
         self._thread.join(timeout=10)
 
     def notify(self, log_index: int) -> None:
-        """Called by the state machine after it applied ``log_index``."""
+        """Index up to ``log_index``, reading what was applied back from RocksDB (after a
+        snapshot install: what the state machine handed over before it no longer counts)."""
         with self._cond:
+            self._drop_handed()
             self._wanted = max(self._wanted, log_index)
             self._cond.notify_all()
+
+    def applied(self, log_index: int, outcome: Outcome) -> None:
+        """Called by the state machine after it applied ``log_index``: the records as applied."""
+        with self._cond:
+            if self._handed_records + len(outcome.records) > HANDED_MAX_RECORDS:
+                self._drop_handed()
+            self._handed.append((outcome.previous, log_index, outcome.records))
+            self._handed_records += len(outcome.records)
+            self._wanted = max(self._wanted, log_index)
+            self._cond.notify_all()
+
+    @property
+    def held(self) -> int:
+        """Records handed over by the state machine and not indexed yet."""
+        return self._handed_records
+
+    def _drop_handed(self) -> None:
+        self._handed.clear()
+        self._handed_records = 0
+
+    def _take_handed(self) -> list[tuple[int, list[dict[str, Any]]]]:
+        """The handed entries that follow the watermark without a gap (up to ``PAGE``), taken
+        out of the queue; [] when the next entry was not handed over."""
+        taken: list[tuple[int, list[dict[str, Any]]]] = []
+        with self._cond:
+            while self._handed and self._handed[0][1] <= self.indexed:
+                self._handed_records -= len(self._handed.popleft()[2])
+            at = self.indexed
+            while self._handed and self._handed[0][0] == at and len(taken) < PAGE:
+                _, at, records = self._handed.popleft()
+                self._handed_records -= len(records)
+                taken.append((at, records))
+        return taken
 
     def wait_for(self, log_index: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -80,6 +128,7 @@ class Indexer:
         with self._cond:
             self.fulltext.clear()
             self.vectors.clear()
+            self._drop_handed()
             self.indexed = 0
             self._write_watermark(0)
             self._wanted = max(self._wanted, self._store.applied_index)
@@ -89,13 +138,18 @@ class Indexer:
         """Index everything applied but not yet indexed, in this thread. Returns entries done."""
         done = 0
         while True:
-            # scanned_to moves past entries with nothing left to index (a command whose records
-            # were all skipped, or forgotten since): the watermark must move past them too.
-            entries, scanned_to = self._store.scan_log(self.indexed, PAGE)
+            handed = self._take_handed()
+            if handed:
+                entries, scanned_to = [e for e in handed if e[1]], handed[-1][0]
+            else:
+                # scanned_to moves past entries with nothing left to index (a command whose
+                # records were all skipped, or forgotten since): the watermark must move past
+                # them too.
+                entries, scanned_to = self._store.scan_log(self.indexed, PAGE)
             if scanned_to <= self.indexed:
                 return done
             if entries:
-                self._index(entries)
+                self._index(entries, checked=bool(handed))
             self._advance(scanned_to)
             done += len(entries)
 
@@ -114,10 +168,12 @@ class Indexer:
                 log.exception("indexing failed after log index %d", self.indexed)
                 time.sleep(0.5)
 
-    def _index(self, entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
-        # read_log returns each key's current record, so a record rewritten by several commands
-        # of this page comes back several times: keep one action per (tenant, id), the last in
-        # log order. A record that cannot be indexed is skipped for good, not retried.
+    def _index(self, entries: list[tuple[int, list[dict[str, Any]]]], checked: bool) -> None:
+        # scan_log returns each key's current record, so a record rewritten by several commands
+        # of this page comes back several times (handed over: each version): keep one action per
+        # (tenant, id), the last in log order. A record read back is checked against its type
+        # again (a store written by an older version); one that cannot be indexed is skipped for
+        # good, not retried.
         docs: dict[tuple[str, str], TextDoc | None] = {}
         rows: dict[tuple[str, str], VectorRow | None] = {}
         for index, records in entries:
@@ -125,7 +181,7 @@ class Indexer:
                 if isinstance(stored, dict) and stored.get("kind") in NOT_INDEXED:
                     continue  # an access flush holds a thousand counts: nothing to index
                 try:
-                    record = validate_record(stored)
+                    record = stored if checked else validate_record(stored)
                 except InvalidRecord as exc:
                     self._skip(index, stored, str(exc))
                     continue

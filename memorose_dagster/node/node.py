@@ -93,7 +93,7 @@ class Node:
                              home / "raft", secret,
                              bind_address=settings.raft_bind_address,
                              max_frame_bytes=settings.raft_max_frame_bytes,
-                             on_applied=lambda index, _records: self.indexer.notify(index),
+                             on_applied=self.indexer.applied,
                              on_snapshot_installed=lambda: self.indexer.notify(
                                  self.store.applied_index),
                              extra_status=lambda: {
