@@ -185,6 +185,12 @@ class NodeProcess:
             time.sleep(POLL)
         raise BenchError(f"node not healthy after {HEALTH_DEADLINE:.0f}s")
 
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise BenchError("the node was not started")
+        return self._proc.pid
+
     def check_alive(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             raise BenchError(f"node exited with code {self._proc.returncode}")

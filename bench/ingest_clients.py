@@ -1,0 +1,145 @@
+"""Batched ingest into one node by the number of clients, with the server's CPU.
+
+Conversational events from ``history.py`` (the same as ``realistic.py``), 500 a batch, the
+request bodies serialized before the clock starts (so the clients, on the same 2 cores, cost
+next to nothing), into a fresh ``memorose serve`` per client count. Each row gives events/s,
+the node's CPU over the run (from ``/proc``, in cores), the clients' CPU and the batch latency.
+The baseline, in the same run: the same events as the stored records, written to a raw
+RocksDB in WriteBatches of 500 (no HTTP, no log, no index).
+
+    python bench/ingest_clients.py                      # 80k events at 1, 2, 4, 8 clients
+    python bench/ingest_clients.py --events 20000 --clients 2,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from history import History
+from ingest_retrieve import (
+    BATCH,
+    REQUEST_TIMEOUT,
+    BenchError,
+    NodeProcess,
+    Row,
+    format_table,
+    header,
+    progress,
+    rate,
+)
+from rocksdict import Options, Rdict, WriteBatch
+
+from memorose_dagster.ids import new_ids
+from memorose_dagster.log import keys
+from memorose_dagster.records import pack
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rocksdb_baseline(root: Path, events: list[dict]) -> Row:
+    ids = new_ids(len(events))
+    pairs = [(keys.event("default", i), pack({**e, "event_id": i, "tenant": "default",
+                                              "kind": "event", "content_type": "text"}))
+             for i, e in zip(ids, events, strict=True)]
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    db = Rdict(str(root / "baseline"), opts)
+    started = time.perf_counter()
+    for i in range(0, len(pairs), BATCH):
+        batch = WriteBatch(raw_mode=True)
+        for key, value in pairs[i:i + BATCH]:
+            batch.put(key, value)
+        db.write(batch)
+    seconds = time.perf_counter() - started
+    db.close()
+    return Row(f"baseline: RocksDB WriteBatch({BATCH})", len(pairs), seconds,
+               rate(len(pairs), seconds), "the same events as stored records, no HTTP/log/index")
+
+
+def ingest(root: Path, bodies: list[bytes], events: int, clients: int) -> Row:
+    node = NodeProcess(root / f"node-{clients}", root / f"node-{clients}.log")
+    node.start()
+    latencies: list[float] = []
+    failures: list[str] = []
+
+    def send(part: list[bytes]) -> None:
+        with httpx.Client(base_url=node.url, timeout=REQUEST_TIMEOUT) as client:
+            for body in part:
+                started = time.perf_counter()
+                resp = client.post("/api/v1/events/batch", content=body,
+                                   headers={"content-type": "application/json"})
+                if resp.status_code != 201:
+                    failures.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                    return
+                latencies.append(time.perf_counter() - started)
+
+    try:
+        pid = node.pid
+        threads = [threading.Thread(target=send, args=(bodies[i::clients],))
+                   for i in range(clients)]
+        server0, client0, started = cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+        server, client = cpu_seconds(pid) - server0, own_cpu_seconds() - client0
+    finally:
+        node.stop()
+    if failures:
+        raise BenchError(failures[0])
+    p50 = statistics.median(latencies) * 1000
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
+    return Row(f"ingest, {clients} client{'s' if clients > 1 else ''}", events, seconds,
+               rate(events, seconds),
+               f"server {server / seconds:.2f} cores, clients {client / seconds:.2f}; "
+               f"batch p50 {p50:.0f} / p99 {p99:.0f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=80_000)
+    parser.add_argument("--users", type=int, default=25)
+    parser.add_argument("--clients", default="1,2,4,8",
+                        help="client counts, comma-separated (default 1,2,4,8)")
+    args = parser.parse_args(argv)
+    counts = [int(c) for c in args.clients.split(",") if c.strip()]
+    if args.events < BATCH or not counts or min(counts) < 1:
+        parser.error(f"--events at least {BATCH}, --clients positive counts")
+    events = History(args.events, args.users).events()[:args.events]
+    bodies = [json.dumps({"events": events[i:i + BATCH]}).encode()
+              for i in range(0, len(events), BATCH)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="memorose-ingest-") as tmp:
+        root = Path(tmp)
+        progress(f"baseline, {len(events):,} events")
+        rows.append(rocksdb_baseline(root, events))
+        for clients in counts:
+            progress(f"{clients} clients")
+            rows.append(ingest(root, bodies, len(events), clients))
+    print(header("ingest by clients"))
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
