@@ -7,6 +7,7 @@ other kind is derived (by the pipeline) and committed back through the log.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -16,12 +17,39 @@ import numpy as np
 DEFAULT_TENANT = "default"
 SYSTEM_TENANT = "_system"  # holds records that belong to no tenant (API keys); never a key's tenant
 
+_SHARED = frozenset({str, int, float, bool, bytes, type(None)})  # immutable: not copied
+
+
+def _copied(value: Any) -> Any:
+    """``value`` as ``dataclasses.asdict`` gives it, containers copied all the way down, with
+    the plain types records hold taken directly (asdict's general walk took 60 us a memory)."""
+    kind = type(value)
+    if kind in _SHARED:
+        return value
+    if kind is list:
+        return [_copied(v) for v in value]
+    if kind is dict:
+        return {_copied(k): _copied(v) for k, v in value.items()}
+    return asdict(_Box(value))["value"]  # anything else (a tuple, a dataclass) as asdict does
+
+
+@dataclass
+class _Box:
+    value: Any
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 @dataclass(slots=True)
 class Record:
     kind: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        """The record's fields (copied, as ``dataclasses.asdict`` copies them) and its kind."""
+        out = {name: _copied(getattr(self, name)) for name in _field_names(type(self))}
         out["kind"] = self.kind
         return out
 

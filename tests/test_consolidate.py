@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from memorose_dagster.ids import new_id, stable_id
-from memorose_dagster.memory.consolidate import consolidate, consolidation, is_noise
+from memorose_dagster.memory.consolidate import consolidate, consolidation, is_noise, memories_for
 from memorose_dagster.memory.graph import build_graph, expansion, neighbourhood, query_names
 from memorose_dagster.memory.insights import derive_insights
 from memorose_dagster.memory.rank import Candidate, rank
@@ -206,3 +206,22 @@ def test_a_turn_splits_into_atomic_statements():
     assert second.source_event_ids == [evs[0]["event_id"], evs[1]["event_id"]]
     assert "Anna moved to Lisbon" in first.context and "support group" in second.context
     assert "Anna" in second.entities and "Anna" not in first.entities
+
+
+def test_a_turn_worked_out_once_still_gives_each_call_its_own_memories():
+    """Statements are cached per turn: a second call (another reply, another context) gets the
+    same statements in new memories, and changing one call's memories changes no other's."""
+    event = {"event_id": "E1", "tenant": "t", "user_id": "u", "stream_id": "s",
+             "timestamp": 1683554160.0,
+             "content": "Ann: I moved to Lisbon last week. My new job at Acme starts Monday."}
+    reply = {**event, "event_id": "E2", "content": "Bob: Congratulations on the new job!"}
+    first = memories_for(event, "")
+    first[0].keywords.append("changed")
+    first[0].entities.append("Changed")
+    again, with_reply = memories_for(event, ""), memories_for(event, "around", reply)
+    assert len(first) == len(again) == 2
+    assert "changed" not in again[0].keywords and "Changed" not in with_reply[0].entities
+    assert [m.id for m in again] == [m.id for m in with_reply]
+    assert with_reply[-1].content.startswith(again[-1].content + " / Bob: Congratulations")
+    assert with_reply[-1].source_event_ids == ["E1", "E2"]
+    assert again[0].valid_from != event["timestamp"]  # "last week" resolved

@@ -17,9 +17,10 @@ Pure: the same events give the same memories (and ids) on every run, whatever th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -143,40 +144,72 @@ def first_memory_id(event_id: str) -> str:
     return stable_id("l1", event_id, "0")
 
 
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """One statement of a turn, as far as the turn alone says: the same in every stream around
+    it, so it is worked out once however many memories are made of the turn."""
+
+    part: str  # the statement as said
+    content: str  # with the speaker
+    shown: str  # with the resolved date's label
+    valid_from: float
+    time_label: str
+    importance: float
+    keywords: tuple[str, ...]
+    entities: tuple[str, ...]
+    subject: str
+    attribute: str
+    value: str
+
+
+@functools.lru_cache(maxsize=8192)
+def _statements(content: str, timestamp: float, user_id: str) -> tuple[_Statement, ...]:
+    """A turn's statements. Cached: a run makes a turn's memories up to three times (with and
+    without its reply to ask the node for candidates, then in the consolidation), and working a
+    statement out (its sentences, date, facts, keywords, entities) is most of the cost."""
+    speaker = speaker_of(content, "")
+    said = content[len(speaker) + 2:] if speaker else content
+    out = []
+    for part in atoms(said):
+        stated_as = f"{speaker}: {part}" if speaker else part
+        resolved = timeparse.resolve(part, timestamp)
+        stated = claims(stated_as, user_id)
+        subject, attribute, value, _ = stated[0] if stated else ("", "", "", True)
+        out.append(_Statement(
+            part=part, content=stated_as,
+            shown=f"{stated_as} [{resolved.label()}]" if resolved else stated_as,
+            valid_from=datetime.combine(resolved.start, time(), UTC).timestamp() if resolved
+            else timestamp, time_label=resolved.label() if resolved else "",
+            importance=importance(stated_as, bool(resolved)),
+            keywords=tuple(text.keywords(part)), entities=tuple(text.entities(stated_as)),
+            subject=subject, attribute=attribute, value=value))
+    return tuple(out)
+
+
 def memories_for(event: dict[str, Any], context: str,
                  reply: dict[str, Any] | None = None) -> list[Memory]:
     """The atomic memories of one turn. Each is one statement, with the turn's other statements
     and its neighbouring turns as ``context``; the reply travels with the last statement (the
     one it answers). A turn of one statement keeps the id it always had."""
-    speaker = speaker_of(event["content"], "")
-    said = event["content"][len(speaker) + 2:] if speaker else event["content"]
-    parts = atoms(said)
+    said = _statements(event["content"], event["timestamp"], event["user_id"])
     memories = []
-    for index, part in enumerate(parts):
-        content = f"{speaker}: {part}" if speaker else part
-        resolved = timeparse.resolve(part, event["timestamp"])
-        shown = f"{content} [{resolved.label()}]" if resolved else content
+    for index, statement in enumerate(said):
+        shown = statement.shown
         sources = [event["event_id"]]
-        if reply is not None and index == len(parts) - 1:
+        if reply is not None and index == len(said) - 1:
             shown += REPLY_SEPARATOR + _clip(reply["content"], REPLY_CHARS)
             sources.append(reply["event_id"])
-        valid_from = event["timestamp"]
-        if resolved:
-            valid_from = datetime.combine(resolved.start, time(), UTC).timestamp()
-        others = " ".join(p for i, p in enumerate(parts) if i != index)
-        stated = claims(content, event["user_id"])
-        subject, attribute, value, _ = stated[0] if stated else ("", "", "", True)
+        others = " ".join(s.part for i, s in enumerate(said) if i != index)
         memories.append(Memory(
             id=first_memory_id(event["event_id"]) if index == 0
             else stable_id("l1", event["event_id"], str(index)),
             tenant=event["tenant"], user_id=event["user_id"], stream_id=event["stream_id"],
-            content=shown, source_event_ids=sources,
-            importance=importance(content, bool(resolved)), keywords=text.keywords(part),
-            entities=text.entities(content), valid_from=valid_from,
-            created_at=event["timestamp"], derivation=DERIVATION,
-            context=f"{others} {context}".strip(),
-            time_label=resolved.label() if resolved else "", subject=subject,
-            attribute=attribute, value=value))
+            content=shown, source_event_ids=sources, importance=statement.importance,
+            keywords=list(statement.keywords), entities=list(statement.entities),
+            valid_from=statement.valid_from, created_at=event["timestamp"],
+            derivation=DERIVATION, context=f"{others} {context}".strip(),
+            time_label=statement.time_label, subject=statement.subject,
+            attribute=statement.attribute, value=statement.value))
     return memories
 
 
