@@ -41,6 +41,14 @@ class Embedder(Protocol):
         ...
 
 
+# Texts a batch. Every text of a batch is padded to its longest, and the texts of a call are
+# sorted by length before they are cut into batches: with fewer a batch, less padding. 16
+# against 32 on this 2-core machine: memories (~116 chars) embedded in lots of 64, as
+# l1_memories sends them, 259 against 207 texts/s; in one call 299 against 266; event texts
+# 536 against 494. The vectors are the same.
+BATCH_SIZE = 16
+
+
 class LocalMiniLM:
     """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over the attention mask, L2-normalised.
 
@@ -55,7 +63,7 @@ class LocalMiniLM:
     name = "all-MiniLM-L6-v2-int8"
     dim = 384
 
-    def __init__(self, batch_size: int = 32, threads: int | None = None):
+    def __init__(self, batch_size: int = BATCH_SIZE, threads: int | None = None):
         self._batch_size = batch_size
         self._threads = threads or default_threads()
         self._lock = threading.Lock()
