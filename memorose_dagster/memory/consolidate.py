@@ -18,7 +18,9 @@ Pure: the same events give the same memories (and ids) on every run, whatever th
 from __future__ import annotations
 
 import functools
+import math
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
@@ -95,6 +97,75 @@ def claims(content: str, default_subject: str) -> list[tuple[str, str, str, bool
 
 def _normalized(content: str) -> str:
     return " ".join(text.words(content))
+
+
+MIN_JACCARD_WORDS = 4  # word sets are compared (Jaccard) only when both have this many
+
+
+def _rank(word: str) -> int:
+    return zlib.crc32(word.encode())
+
+
+def prefix(words: frozenset[str]) -> list[str]:
+    """The tokens two word sets with Jaccard >= NEAR_DUPLICATE must share one of (a longer
+    prefix than the bound needs: floor, not ceil, is safe against rounding). The global order
+    is a hash, not the alphabet: alphabetically a speaker's name or "about" led every prefix
+    and made every memory a candidate for every probe (1M checks a run at 30k events)."""
+    n = len(words)
+    return sorted(words, key=_rank)[:n - math.floor(NEAR_DUPLICATE * n) + 1]
+
+
+class _Twins:
+    """A run's kept memories indexed by their words, in the order they are kept (a dict's
+    order: a new id goes last, a replaced one keeps its place), so that the memories one may
+    duplicate are looked up instead of found by testing it against every kept one (at 100k
+    events a user's ~200 candidates against each of a run's ~80 new memories)."""
+
+    def __init__(self, words: dict[str, frozenset[str]]):
+        self._words = words
+        self._place: dict[str, int] = {}  # id -> when it was put (its place in kept)
+        self._next = 0
+        self._keys: dict[str, tuple[str, list[str]]] = {}  # id -> (normalized, prefix tokens)
+        self._by_text: dict[str, set[str]] = {}
+        self._by_token: dict[str, set[str]] = {}
+
+    def put(self, memory: Memory) -> None:
+        """As ``kept[memory.id] = memory``."""
+        if memory.id in self._place:
+            self._unindex(memory.id)
+        else:
+            self._place[memory.id] = self._next
+            self._next += 1
+        normalized, tokens = self._index_keys(memory)
+        self._keys[memory.id] = normalized, tokens
+        self._by_text.setdefault(normalized, set()).add(memory.id)
+        for token in tokens:
+            self._by_token.setdefault(token, set()).add(memory.id)
+
+    def drop(self, memory_id: str) -> None:
+        """As ``del kept[memory_id]``."""
+        self._unindex(memory_id)
+        del self._place[memory_id]
+
+    def candidates(self, memory: Memory) -> list[str]:
+        """Every kept id whose memory may have the same words as ``memory`` (a superset of
+        what ``_same_words`` accepts), in kept order."""
+        normalized, tokens = self._index_keys(memory)
+        found = set(self._by_text.get(normalized, ()))
+        for token in tokens:
+            found |= self._by_token.get(token, set())
+        return sorted(found, key=self._place.__getitem__)
+
+    def _index_keys(self, memory: Memory) -> tuple[str, list[str]]:
+        words = _content_words(memory, self._words)
+        return (_normalized(memory.content),
+                prefix(words) if len(words) >= MIN_JACCARD_WORDS else [])
+
+    def _unindex(self, memory_id: str) -> None:
+        normalized, tokens = self._keys.pop(memory_id)
+        self._by_text[normalized].discard(memory_id)
+        for token in tokens:
+            self._by_token[token].discard(memory_id)
 
 
 def _context(stream: list[dict[str, Any]], position: int) -> str:
@@ -237,6 +308,9 @@ def consolidation(targets: Iterable[dict[str, Any]], streams: dict[str, list[dic
     changed: dict[str, Memory] = {}
     absorbed: set[str] = set()
     words: dict[str, frozenset[str]] = {}
+    twins = _Twins(words)
+    for memory in kept.values():
+        twins.put(memory)
     deriving = {e["event_id"] for e in targets}
     for event in sorted(targets, key=lambda e: (e["timestamp"], e["event_id"])):
         if event.get("content_type", "text") != "text" or is_noise(event["content"]):
@@ -245,20 +319,22 @@ def consolidation(targets: Iterable[dict[str, Any]], streams: dict[str, list[dic
         for memory in (memories_for(event, _context(streams[sid], i), _reply(streams[sid], i))
                        if sid is not None else memories_for(event, "")):
             memory = _keeping_merged(memory, kept.get(memory.id), deriving)
-            twin, later = _duplicates(memory, kept, words)
+            twin, later = _duplicates(memory, kept, words, twins)
             if twin is not None:
                 merged = sorted({*twin.source_event_ids, *memory.source_event_ids})
                 twin = replace(twin, source_event_ids=merged)
-                kept[twin.id] = changed[twin.id] = twin
+                kept[twin.id] = changed[twin.id] = twin  # the same text: indexed as it was
                 continue
             for other in later:
                 merged = sorted({*memory.source_event_ids, *other.source_event_ids})
                 memory = replace(memory, source_event_ids=merged)
                 del kept[other.id]
+                twins.drop(other.id)
                 changed.pop(other.id, None)
                 absorbed.add(other.id)
             absorbed.discard(memory.id)
             kept[memory.id] = changed[memory.id] = memory
+            twins.put(memory)
     for memory in kept.values():  # superseded by one merged away: the chain is made again
         if memory.superseded_by in absorbed:
             kept[memory.id] = changed[memory.id] = replace(memory, superseded_by=None)
@@ -272,12 +348,13 @@ def _order(memory: Memory) -> tuple[float, str]:
 
 
 def _duplicates(memory: Memory, kept: dict[str, Memory], words: dict[str, frozenset[str]],
-                ) -> tuple[Memory | None, list[Memory]]:
+                twins: _Twins) -> tuple[Memory | None, list[Memory]]:
     """The first kept memory saying what ``memory`` says, earlier (it merges into that one);
     else every one saying it later: derived before it (a run over newer events went first),
-    they would have merged into it had it been there."""
+    they would have merged into it had it been there. Tested on ``twins``' candidates only, in
+    kept order: the same answer as over every kept memory."""
     later = []
-    for other in kept.values():
+    for other in map(kept.__getitem__, twins.candidates(memory)):
         if other.id == memory.id or not _same_words(memory, other, words):
             continue
         if _order(other) <= _order(memory):
@@ -289,7 +366,7 @@ def _duplicates(memory: Memory, kept: dict[str, Memory], words: dict[str, frozen
 def _same_words(memory: Memory, other: Memory, words: dict[str, frozenset[str]]) -> bool:
     """Near-identical content words when both have 4 or more, else the same words."""
     mine, theirs = _content_words(memory, words), _content_words(other, words)
-    if len(mine) >= 4 and len(theirs) >= 4:
+    if len(mine) >= MIN_JACCARD_WORDS and len(theirs) >= MIN_JACCARD_WORDS:
         return len(mine & theirs) / len(mine | theirs) >= NEAR_DUPLICATE
     return _normalized(other.content) == _normalized(memory.content)
 

@@ -25,9 +25,7 @@ and unpacks only what changed since, and sends only the candidates.
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +33,14 @@ from typing import Any
 from memorose_dagster.log import keys
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory import text
-from memorose_dagster.memory.consolidate import NEAR_DUPLICATE, claims
+from memorose_dagster.memory.consolidate import (
+    MIN_JACCARD_WORDS,
+    NEAR_DUPLICATE,
+    claims,
+    prefix,
+)
 from memorose_dagster.records import unpack
 
-MIN_JACCARD_WORDS = 4  # the consolidator compares word sets only when both have this many
 CACHE_LIMIT = 500_000  # analysed record versions kept; beyond it the cache starts over
 
 
@@ -55,19 +57,6 @@ class Traits:
 def traits_of(content: str, user_id: str, sources: Iterable[str] = ()) -> Traits:
     return Traits(frozenset(text.content_words(content)), " ".join(text.words(content)),
                   bool(claims(content, user_id)), tuple(sources))
-
-
-def _rank(word: str) -> int:
-    return zlib.crc32(word.encode())
-
-
-def prefix(words: frozenset[str]) -> list[str]:
-    """The tokens two word sets with Jaccard >= NEAR_DUPLICATE must share one of (a longer
-    prefix than the bound needs: floor, not ceil, is safe against rounding). The global order
-    is a hash, not the alphabet: alphabetically a speaker's name or "about" led every prefix
-    and made every memory a candidate for every probe (1M checks a run at 30k events)."""
-    n = len(words)
-    return sorted(words, key=_rank)[:n - math.floor(NEAR_DUPLICATE * n) + 1]
 
 
 def near_duplicates(a: frozenset[str], b: frozenset[str]) -> bool:
