@@ -36,12 +36,9 @@ from ingest_retrieve import (
     header,
     progress,
     rate,
+    stored_form,
+    write_batches,
 )
-from rocksdict import Options, Rdict, WriteBatch
-
-from memorose_dagster.ids import new_ids
-from memorose_dagster.log import keys
-from memorose_dagster.records import pack
 
 
 def cpu_seconds(pid: int) -> float:
@@ -56,21 +53,8 @@ def own_cpu_seconds() -> float:
 
 
 def rocksdb_baseline(root: Path, events: list[dict]) -> Row:
-    ids = new_ids(len(events))
-    pairs = [(keys.event("default", i), pack({**e, "event_id": i, "tenant": "default",
-                                              "kind": "event", "content_type": "text"}))
-             for i, e in zip(ids, events, strict=True)]
-    opts = Options(raw_mode=True)
-    opts.create_if_missing(True)
-    db = Rdict(str(root / "baseline"), opts)
-    started = time.perf_counter()
-    for i in range(0, len(pairs), BATCH):
-        batch = WriteBatch(raw_mode=True)
-        for key, value in pairs[i:i + BATCH]:
-            batch.put(key, value)
-        db.write(batch)
-    seconds = time.perf_counter() - started
-    db.close()
+    pairs = [stored_form(event, i) for i, event in enumerate(events)]
+    seconds = write_batches(root / "baseline", pairs)
     return Row(f"baseline: RocksDB WriteBatch({BATCH})", len(pairs), seconds,
                rate(len(pairs), seconds), "the same events as stored records, no HTTP/log/index")
 
