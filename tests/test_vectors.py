@@ -57,3 +57,42 @@ def test_the_in_memory_view_follows_writes_and_matches_an_exact_scan(tmp_path):
     assert index.search(queries[0], "t", "bob", 30)[0].id == "b0"
     index.clear()
     assert index.search(queries[0], "t", "alice", 30) == []
+
+
+def test_the_tables_ann_index_finds_what_an_exact_scan_finds(tmp_path, monkeypatch):
+    """For users too large for the in-memory view: the table's IVF-FLAT index, built once the
+    table is large enough and kept up with new rows, answers a user's nearest rows as a flat
+    scan of the user does."""
+    import numpy as np
+    import pytest
+
+    from memorose_dagster.index import vectors
+
+    monkeypatch.setattr(vectors, "ANN_MIN_ROWS", 600)
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(12, 16)).astype(np.float32)
+
+    def rows(first: int, n: int) -> list[VectorRow]:
+        values = centres[rng.integers(0, 12, n)] + rng.normal(scale=0.3, size=(n, 16))
+        values = (values / np.linalg.norm(values, axis=1, keepdims=True)).astype(np.float32)
+        return [VectorRow(f"r{first + i}", "t", f"user_{(first + i) % 3}", "s", "L0", v)
+                for i, v in enumerate(values)]
+
+    with pytest.raises(ValueError, match="ann: one of"):
+        VectorIndex(tmp_path / "other", 16, "m", ann="hnsw")
+    index = VectorIndex(tmp_path / "lancedb", 16, "m")
+    index.upsert(rows(0, 500))
+    index.optimize()
+    assert not index.has_ann  # below ANN_MIN_ROWS: flat scans only
+    index.upsert(rows(500, 200))
+    index.optimize()
+    index.upsert(rows(700, 200))  # rows the index does not cover yet: searched flat
+    found = []
+    for query in rows(10_000, 30):
+        user = query.user_id
+        ann = [h.id for h in index.search_table(query.vector, "t", user, 10)]
+        exact = [h.id for h in index.search_table(query.vector, "t", user, 10, exact=True)]
+        assert ann and {int(i[1:]) % 3 for i in ann} == {int(user[-1])}
+        found.append(len(set(ann) & set(exact)) / len(exact))
+    assert index.has_ann
+    assert np.mean(found) >= 0.95

@@ -20,6 +20,19 @@ from memorose_dagster.index.user_vectors import UserVectors
 
 TABLE = "vectors"
 ANN_MIN_ROWS = 20_000
+# The table's ANN index serves only users too large for the in-memory view. IVF-FLAT keeps up
+# with new rows at a small cost (an optimize after 20k new rows: ~0.3-1.3 s of CPU; IVF-HNSW-SQ
+# ~5.5 s, which a bulk derivation paid every 20k rows); its recall and latency against the
+# others: bench/ann_recall.py.
+ANN_INDEXES = ("ivf_flat", "ivf_hnsw_sq", "ivf_pq")
+DEFAULT_ANN = "ivf_flat"
+
+
+def _ann_config(name: str):
+    from lancedb.index import IvfFlat, IvfHnswSq, IvfPq
+
+    return {"ivf_flat": IvfFlat, "ivf_hnsw_sq": IvfHnswSq, "ivf_pq": IvfPq}[name](
+        distance_type="cosine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +61,10 @@ def _quote(value: str) -> str:
 
 
 class VectorIndex:
-    def __init__(self, path: str | Path, dim: int, model: str):
+    def __init__(self, path: str | Path, dim: int, model: str, ann: str = DEFAULT_ANN):
+        if ann not in ANN_INDEXES:
+            raise ValueError(f"ann: one of {', '.join(ANN_INDEXES)}, not {ann!r}")
+        self._ann = ann
         self._db = lancedb.connect(str(path))
         self._dim = dim
         self.model = model  # one table per embedding model: vectors of others are not indexed
@@ -114,6 +130,11 @@ class VectorIndex:
             self._memory.clear()
 
     @property
+    def has_ann(self) -> bool:
+        """Whether the table has its ANN index (built once it held ``ANN_MIN_ROWS``)."""
+        return self._has_ann
+
+    @property
     def dim(self) -> int:
         return self._dim
 
@@ -122,12 +143,12 @@ class VectorIndex:
 
     def optimize(self) -> None:
         """Compact versions; build the ANN and scalar indexes once the table is large."""
-        from lancedb.index import Bitmap, IvfHnswSq
+        from lancedb.index import Bitmap
 
         self._table.optimize()
         if not self._has_ann and self._table.count_rows() >= ANN_MIN_ROWS:
             self._table.create_index("user_id", config=Bitmap())
-            self._table.create_index("vector", config=IvfHnswSq(distance_type="cosine"))
+            self._table.create_index("vector", config=_ann_config(self._ann))
             self._has_ann = True
 
     def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
@@ -140,6 +161,13 @@ class VectorIndex:
             found = self._memory.search(vector, tenant, user_id, limit, stream_id, layers)
             if found is not None:
                 return [VectorHit(rid, layer, similarity) for rid, layer, similarity in found]
+        return self.search_table(vector, tenant, user_id, limit, stream_id, layers, exact)
+
+    def search_table(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
+                     stream_id: str | None = None, layers: list[str] | None = None,
+                     exact: bool = False) -> list[VectorHit]:
+        """Through the table only: its ANN index where it covers the rows (``exact``: a flat
+        scan)."""
         where = f"tenant = {_quote(tenant)} AND user_id = {_quote(user_id)}"
         if stream_id is not None:
             where += f" AND stream_id = {_quote(stream_id)}"

@@ -8,10 +8,13 @@ every data key: isolation is a key prefix, never a filter applied after the read
     m\\x1frejected\\x1f{log_index:016x}      -> msgpack {reason, clashes}: a committed command
                                              the state machine skipped as a whole
     e\\x1f{tenant}\\x1f{event_id}             -> L0 event (msgpack map)
-    u\\x1f{tenant}\\x1f{user_id}\\x1f{event_id}   -> b"" (a user's events, in time order)
+    u\\x1f{tenant}\\x1f{user_id}\\x1f{event_id}   -> the event's stream id (a user's events, in
+                                             time order; b"" in stores written before)
     r\\x1f{kind}\\x1f{tenant}\\x1f{id}          -> derived record: kind l1, l2, entity, relation,
                                              access (a record's retrieval count)
-    x\\x1f{kind}\\x1f{tenant}\\x1f{user_id}\\x1f{id} -> b"" (a user's derived records of a kind)
+    x\\x1f{kind}\\x1f{tenant}\\x1f{user_id}\\x1f{id} -> u64 BE: the log index that last wrote the
+                                             record (a user's derived records of a kind; b""
+                                             in stores written before, and for access totals)
     v\\x1f{tenant}\\x1f{record_id}            -> vector record (msgpack, float32 bytes inside)
     t\\x1f{tenant}\\x1f{kind}\\x1f{id}          -> tombstone (msgpack)
     s\\x1f{log_index:016x}                  -> msgpack list of the data keys that index wrote:

@@ -195,11 +195,15 @@ class Store:
             if record["kind"] == "tombstone":
                 self._apply_tombstone(batch, record)
             elif record["kind"] == "event":
+                # The listing's value names the event's stream: a read of some streams of
+                # a user fetches only their events (older stores hold b"": read and filtered).
                 batch.put(keys.user_event(record["tenant"], record["user_id"],
-                                          record["event_id"]), b"")
+                                          record["event_id"]), record["stream_id"].encode())
             elif record["kind"] in DERIVED_KINDS:
+                # The listing's value is the log index that wrote the record: its version, so a
+                # reader caching what it made of a record sees a change without reading it.
                 batch.put(keys.user_derived(record["kind"], record["tenant"], record["user_id"],
-                                            record["id"]), b"")
+                                            record["id"]), log_index.to_bytes(8, "big"))
             key = keys.record_key(record)
             batch.put(key, pack(record))
             written.append(key)
@@ -416,7 +420,11 @@ class Store:
         """Every record of ``kind`` for one user, through the per-user listings: events in the
         order they were made (of ``streams`` only, if given), derived records by id."""
         if kind == "event":
-            wanted = [keys.event(tenant, eid) for eid in self.user_event_ids(tenant, user_id)]
+            prefix = keys.user_events_prefix(tenant, user_id)
+            named = None if streams is None else {s.encode() for s in streams}
+            wanted = [keys.event(tenant, key[len(prefix):].decode())
+                      for key, stream in self.iter_prefix(prefix)
+                      if named is None or not stream or stream in named]
         else:
             prefix = keys.user_derived_prefix(kind, tenant, user_id)
             wanted = [keys.derived(kind, tenant, key[len(prefix):].decode())

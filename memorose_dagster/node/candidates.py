@@ -17,9 +17,11 @@ match" the consolidator picks is the same as over all memories):
 * re-derivation: memories with the ids the new events derive, and those made only from the
   run's events (which a rerun retires when it no longer derives them).
 
-What a record contributes is computed once per stored version (keyed by a digest of its
-bytes), so a run reads the user's listing and values from RocksDB (one multi-get) but analyses
-and unpacks only what changed since, and sends only the candidates.
+What a record contributes is computed once per stored version: the user's listing holds the
+log index that last wrote each record, so a run reads the listing, then only the records it has
+not analysed at that version and those it picks (a multi-get each), and sends only the
+candidates. (In a store written before listings held versions, every record is read and its
+bytes' digest stands for the version.)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from memorose_dagster.memory.consolidate import (
 from memorose_dagster.records import unpack
 
 CACHE_LIMIT = 500_000  # analysed record versions kept; beyond it the cache starts over
+VERSION_BYTES = 8  # a listing's version: the log index, u64 big-endian
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,9 @@ class Candidates:
 
     def __init__(self, store: Store):
         self._store = store
-        self._traits: dict[bytes, tuple[bytes, Traits]] = {}  # key -> (value digest, traits)
+        # record key -> (version, traits): the version is the log index in the user's listing
+        # (or, in a store written before listings held one, a digest of the record's bytes)
+        self._traits: dict[bytes, tuple[bytes, Traits]] = {}
         self._lock = threading.Lock()
 
     def l1(self, tenant: str, user_id: str, contents: list[str], ids: Iterable[str],
@@ -100,30 +105,43 @@ class Candidates:
         """The user's L1 memories the run may merge into, supersede or retire, by id."""
         probes, wanted, run_events = Probes(contents), set(ids), set(event_ids)
         listing = keys.user_derived_prefix("l1", tenant, user_id)
-        record_keys = [keys.derived("l1", tenant, key[len(listing):].decode())
-                       for key, _ in self._store.iter_prefix(listing)]
-        out = []
-        for key, raw in zip(record_keys, self._store.get_raw_many(record_keys), strict=True):
-            if raw is None:
-                continue
-            traits, record = self._traits_of(key, raw, user_id)
-            rid = key.rsplit(keys.SEP.encode(), 1)[1].decode()
-            if rid in wanted or traits.states_fact or probes.may_merge(traits) \
-                    or (traits.sources and run_events.issuperset(traits.sources)):
-                out.append(record if record is not None else unpack(raw))
-        return out
+        versions = [(key[len(listing):].decode(), version)
+                    for key, version in self._store.iter_prefix(listing)]
+        record_keys = [keys.derived("l1", tenant, rid) for rid, _ in versions]
+        known: list[Traits | None] = []
+        with self._lock:
+            for key, (_, version) in zip(record_keys, versions, strict=True):
+                cached = self._traits.get(key) if len(version) == VERSION_BYTES else None
+                known.append(cached[1] if cached is not None and cached[0] == version else None)
+        # Only records not analysed at their version are read to be analysed; of the rest, only
+        # those picked are read.
+        unknown = [i for i, traits in enumerate(known) if traits is None]
+        raws: dict[int, bytes | None] = dict(zip(
+            unknown, self._store.get_raw_many([record_keys[i] for i in unknown]), strict=True))
+        for i in unknown:
+            raw = raws[i]
+            if raw is not None:
+                known[i] = self._analysed(record_keys[i], versions[i][1], raw, user_id)
+        picked = [i for i, traits in enumerate(known) if traits is not None and (
+            versions[i][0] in wanted or traits.states_fact or probes.may_merge(traits)
+            or (traits.sources and run_events.issuperset(traits.sources)))]
+        unread = [i for i in picked if i not in raws]
+        raws.update(zip(unread, self._store.get_raw_many([record_keys[i] for i in unread]),
+                        strict=True))
+        return [unpack(raws[i]) for i in picked if raws[i] is not None]
 
-    def _traits_of(self, key: bytes, raw: bytes,
-                   user_id: str) -> tuple[Traits, dict[str, Any] | None]:
-        digest = hashlib.blake2b(raw, digest_size=16).digest()
-        cached = self._traits.get(key)
-        if cached is not None and cached[0] == digest:
-            return cached[1], None
+    def _analysed(self, key: bytes, version: bytes, raw: bytes, user_id: str) -> Traits:
+        if len(version) != VERSION_BYTES:
+            version = hashlib.blake2b(raw, digest_size=16).digest()
+            with self._lock:
+                cached = self._traits.get(key)
+            if cached is not None and cached[0] == version:
+                return cached[1]
         record = unpack(raw)
         traits = traits_of(record["content"], record.get("user_id", user_id),
                            record.get("source_event_ids", ()))
         with self._lock:
             if len(self._traits) >= CACHE_LIMIT:
                 self._traits.clear()
-            self._traits[key] = (digest, traits)
-        return traits, record
+            self._traits[key] = (version, traits)
+        return traits
