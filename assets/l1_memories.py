@@ -1,7 +1,10 @@
 """L1: consolidated memories distilled from new raw events."""
 
 
+import collections
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -28,6 +31,7 @@ from memorose_dagster.records import Tombstone
 # With batches of 16, lots of 128 against 64: l1_memories over 100k events 174.5 s against
 # 181.6-182.3 (realistic.py --big).
 EMBED_LOT = 128
+READ_AHEAD = 2  # users whose node reads run ahead of the one being derived
 
 
 def derive(model: ModelResource, events: list[dict[str, Any]],
@@ -85,19 +89,42 @@ def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
     return memories, retired, vectors
 
 
+def read_user(events: list[dict[str, Any]], cluster: ClusterResource, model: ModelResource,
+              tenant: str, user: str) -> tuple[list[dict], dict[str, list[dict]], list[dict]]:
+    """What deriving one user needs from the node: the user's events of the range, the streams
+    they are in, and the stored memories they may touch."""
+    mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
+    # Context and replies come from the same stream: read only the streams touched.
+    streams = by_stream(cluster.records("event", tenant, user, {e["stream_id"] for e in mine}))
+    return mine, streams, existing_for(cluster, model, tenant, user,
+                                       with_previous(mine, streams), streams, mine)
+
+
+def read_ahead(events: list[dict[str, Any]], cluster: ClusterResource, model: ModelResource,
+               ) -> Iterator[tuple[str, tuple]]:
+    """Each user's tenant and ``read_user``'s answer, in ``users_of`` order, the next users'
+    reads running on the node while this one is derived (``READ_AHEAD`` at most). A run reads
+    everything before it commits anything, so reading ahead reads the same."""
+    model.extractor()  # made here, once, before the reader asks for it too
+    users = iter(users_of(events))
+    ahead: collections.deque = collections.deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="l1-read") as reader:
+        while True:
+            while len(ahead) < READ_AHEAD and (user := next(users, None)) is not None:
+                ahead.append((*user, reader.submit(read_user, events, cluster, model, *user)))
+            if not ahead:
+                return
+            tenant, _, read = ahead.popleft()
+            yield tenant, read.result()
+
+
 def derive_users(events: list[dict[str, Any]], cluster: ClusterResource, model: ModelResource,
                  beside: EmbedBeside) -> tuple[list[dict], list[dict]]:
     """Each user's memories and the stored ones they retire; the memories whose text is new go
     to ``beside`` to be embedded while the next user is derived."""
     event_ids = {e["event_id"] for e in events}
     memories, retired = [], []
-    for tenant, user in users_of(events):
-        mine = [e for e in events if e["user_id"] == user and e["tenant"] == tenant]
-        # Context and replies come from the same stream: read only the streams touched.
-        streams = by_stream(cluster.records("event", tenant, user,
-                                            {e["stream_id"] for e in mine}))
-        existing = existing_for(cluster, model, tenant, user, with_previous(mine, streams),
-                                streams, mine)
+    for tenant, (mine, streams, existing) in read_ahead(events, cluster, model):
         stored = {m["id"]: m for m in existing}
         made, absorbed = derive(model, mine, streams, existing)
         fresh, merged = [m.to_dict() for m in made], set(absorbed)

@@ -82,17 +82,21 @@ def speaker_of(content: str, default: str) -> str:
     return head if sep and 0 < len(head) <= 40 and "\n" not in head else default
 
 
-def claims(content: str, default_subject: str) -> list[tuple[str, str, str, bool]]:
+@functools.lru_cache(maxsize=65_536)
+def claims(content: str, default_subject: str) -> tuple[tuple[str, str, str, bool], ...]:
     """(subject, attribute, value) of what a memory states: its own statement's facts, and
     those of the reply that travels with it ("Assistant: Hi Alice! / Alice: I live in
     Seattle" states Alice's city too, so a later move supersedes that copy as well). The last
-    item says whether the memory's own statement makes the claim."""
+    item says whether the memory's own statement makes the claim.
+
+    Cached: every run's supersede pass reads the claims of the user's fact-stating memories
+    again, and the fact patterns are most of a run's own consolidation time."""
     own, _, reply = content.partition(REPLY_SEPARATOR)
     found = []
     for part in (own, reply) if reply else (own,):
         subject = speaker_of(part, default_subject).lower()
         found += [(subject, a, v, part is own) for a, v in statements.facts(part).items()]
-    return found
+    return tuple(found)
 
 
 def _normalized(content: str) -> str:

@@ -55,11 +55,14 @@ class Traits:
     normalized: str
     states_fact: bool
     sources: tuple[str, ...]
+    tokens: frozenset[str]  # the prefix filter's tokens; empty when too few words to compare
 
 
 def traits_of(content: str, user_id: str, sources: Iterable[str] = ()) -> Traits:
-    return Traits(frozenset(text.content_words(content)), " ".join(text.words(content)),
-                  bool(claims(content, user_id)), tuple(sources))
+    words = frozenset(text.content_words(content))
+    return Traits(words, " ".join(text.words(content)), bool(claims(content, user_id)),
+                  tuple(sources),
+                  frozenset(prefix(words)) if len(words) >= MIN_JACCARD_WORDS else frozenset())
 
 
 def near_duplicates(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -82,12 +85,12 @@ class Probes:
     def may_merge(self, traits: Traits) -> bool:
         if traits.normalized in self.normalized:
             return True
-        if len(traits.words) < MIN_JACCARD_WORDS:
+        if self.by_token.keys().isdisjoint(traits.tokens):  # most memories: one C-level test
             return False
         n = len(traits.words)
         return any(min(n, len(probe)) >= NEAR_DUPLICATE * max(n, len(probe)) - 1e-9
                    and near_duplicates(traits.words, probe)  # sizes first: J <= min / max
-                   for token in prefix(traits.words) for probe in self.by_token.get(token, ()))
+                   for token in traits.tokens for probe in self.by_token.get(token, ()))
 
 
 class Candidates:
