@@ -1,10 +1,7 @@
 """L1: consolidated memories distilled from new raw events."""
 
 
-import collections
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -14,6 +11,7 @@ from assets.selection import (
     by_stream,
     needs_vector,
     range_metadata,
+    read_ahead,
     select_events,
     users_of,
     with_previous,
@@ -31,7 +29,6 @@ from memorose_dagster.records import Tombstone
 # With batches of 16, lots of 128 against 64: l1_memories over 100k events 174.5 s against
 # 181.6-182.3 (realistic.py --big).
 EMBED_LOT = 128
-READ_AHEAD = 2  # users whose node reads run ahead of the one being derived
 
 
 def derive(model: ModelResource, events: list[dict[str, Any]],
@@ -100,31 +97,15 @@ def read_user(events: list[dict[str, Any]], cluster: ClusterResource, model: Mod
                                        with_previous(mine, streams), streams, mine)
 
 
-def read_ahead(events: list[dict[str, Any]], cluster: ClusterResource, model: ModelResource,
-               ) -> Iterator[tuple[str, tuple]]:
-    """Each user's tenant and ``read_user``'s answer, in ``users_of`` order, the next users'
-    reads running on the node while this one is derived (``READ_AHEAD`` at most). A run reads
-    everything before it commits anything, so reading ahead reads the same."""
-    model.extractor()  # made here, once, before the reader asks for it too
-    users = iter(users_of(events))
-    ahead: collections.deque = collections.deque()
-    with ThreadPoolExecutor(1, thread_name_prefix="l1-read") as reader:
-        while True:
-            while len(ahead) < READ_AHEAD and (user := next(users, None)) is not None:
-                ahead.append((*user, reader.submit(read_user, events, cluster, model, *user)))
-            if not ahead:
-                return
-            tenant, _, read = ahead.popleft()
-            yield tenant, read.result()
-
-
 def derive_users(events: list[dict[str, Any]], cluster: ClusterResource, model: ModelResource,
                  beside: EmbedBeside) -> tuple[list[dict], list[dict]]:
     """Each user's memories and the stored ones they retire; the memories whose text is new go
     to ``beside`` to be embedded while the next user is derived."""
     event_ids = {e["event_id"] for e in events}
     memories, retired = [], []
-    for tenant, (mine, streams, existing) in read_ahead(events, cluster, model):
+    model.extractor()  # made here, once, before the reader asks for it too
+    for (tenant, _), (mine, streams, existing) in read_ahead(
+            users_of(events), lambda user: read_user(events, cluster, model, *user)):
         stored = {m["id"]: m for m in existing}
         made, absorbed = derive(model, mine, streams, existing)
         fresh, merged = [m.to_dict() for m in made], set(absorbed)

@@ -7,10 +7,11 @@ from typing import Any
 import dagster as dg
 
 from assets.selection import (
+    EmbedBeside,
     deferred,
-    embed,
     needs_vector,
     range_metadata,
+    read_ahead,
     select_events,
     unchanged,
     users_coming,
@@ -23,6 +24,8 @@ from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 from memorose_dagster.records import Tombstone
+
+EMBED_LOT = 128  # insights embedded at a time, while the next users are derived
 
 
 def summarised(insight: dict, memories: list[dict], model: ModelResource) -> dict:
@@ -40,27 +43,38 @@ def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: C
     """The insights of the range's users (but those a later chunk derives), those that changed,
     what they retire, the new vectors, memories read and users deferred; committed (the caller
     holds the users' lease)."""
-    insights, retired, memories_in, stored, later = [], [], 0, {}, 0
+    insights, changed, retired, memories_in, later = [], [], [], 0, 0
     coming = users_coming(config, cluster)
-    for tenant, user in users_of(events):
-        before = cluster.records("l2", tenant, user)
-        if deferred((tenant, user), coming, before, config.until):
-            later += 1
-            continue
-        memories = cluster.records("l1", tenant, user)
-        memories_in += len(memories)
-        fresh = [summarised(i.to_dict(), memories, model)
-                 for i in derive_insights(memories, entity_extractor())]
-        ids = {i["id"] for i in fresh}
-        stored.update((old["id"], old) for old in before)
-        retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
-                              reason="topic no longer recurs").to_dict()
-                    for old in before if old["id"] not in ids]
-        insights += fresh
-    # Most of a user's insights come out as they were: only what changed is committed.
-    changed = [i for i in insights if not unchanged(i, stored.get(i["id"]))]
-    vectors = embed([i for i in changed if needs_vector(i, stored.get(i["id"]))],
-                    model.embedder())
+
+    def read(user: tuple[str, str]) -> tuple[list[dict], list[dict] | None]:
+        """The user's stored insights, and memories unless the user is deferred."""
+        before = cluster.records("l2", *user)
+        if deferred(user, coming, before, config.until):
+            return before, None
+        return before, cluster.records("l1", *user)
+
+    extract = entity_extractor()
+    model.extractor()  # made here, once, before the reader asks for it too
+    # The changed insights embed while the next users are read and derived.
+    with EmbedBeside(model.embedder(), lot=EMBED_LOT) as beside:
+        for (tenant, _), (before, memories) in read_ahead(users_of(events), read):
+            if memories is None:
+                later += 1
+                continue
+            memories_in += len(memories)
+            fresh = [summarised(i.to_dict(), memories, model)
+                     for i in derive_insights(memories, extract)]
+            ids = {i["id"] for i in fresh}
+            stored = {old["id"]: old for old in before}
+            retired += [Tombstone(tenant=tenant, target_kind="l2", target_id=old["id"],
+                                  reason="topic no longer recurs").to_dict()
+                        for old in before if old["id"] not in ids]
+            insights += fresh
+            # Most of a user's insights come out as they were: only what changed is committed.
+            mine = [i for i in fresh if not unchanged(i, stored.get(i["id"]))]
+            beside.add([i for i in mine if needs_vector(i, stored.get(i["id"]))])
+            changed += mine
+        vectors = beside.vectors()
     cluster.commit_groups(with_vectors(changed, vectors) + [[r] for r in retired])
     return insights, changed, retired, vectors, memories_in, later
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import collections
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import numpy as np
@@ -14,6 +15,9 @@ from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.pipeline.partitions import LogRange
 from memorose_dagster.pipeline.resources import ClusterResource
 from memorose_dagster.records import LAYER_OF_KIND, Vector, record_id, vector_to_bytes
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def select_events(context: dg.AssetExecutionContext, config: LogRange,
@@ -57,6 +61,28 @@ def deferred(user: tuple[str, str], coming: set[tuple[str, str]],
 
 def users_of(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted({(r["tenant"], r["user_id"]) for r in records})
+
+
+READ_AHEAD = 2  # items whose reads run ahead of the one being worked on
+
+
+def read_ahead(items: Iterable[T], read: Callable[[T], R]) -> Iterator[tuple[T, R]]:
+    """Each item with ``read(item)``, in order, the next items' reads (the node's work, mostly)
+    running on a worker thread while the caller works on one, ``READ_AHEAD`` at most. For an
+    asset that reads everything before it commits anything: reading ahead reads the same."""
+    pending = iter(items)
+    ahead: collections.deque[tuple[T, Future[R]]] = collections.deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+        while True:
+            while len(ahead) < READ_AHEAD and (item := next(pending, _END)) is not _END:
+                ahead.append((item, reader.submit(read, item)))
+            if not ahead:
+                return
+            item, answer = ahead.popleft()
+            yield item, answer.result()
+
+
+_END: Any = object()
 
 
 def by_stream(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
