@@ -2,6 +2,7 @@
 
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -78,11 +79,18 @@ def existing_for(cluster: ClusterResource, model: ModelResource, tenant: str, us
 def derive_and_commit(events: list[dict[str, Any]], cluster: ClusterResource,
                       model: ModelResource) -> tuple[list[dict], list[dict], list]:
     """The range's memories per user, the stored ones they retire, and the vectors of those
-    whose text is new; committed (the caller holds the users' lease)."""
-    with EmbedBeside(model.embedder(), lot=EMBED_LOT) as beside:
+    whose text is new; committed (the caller holds the users' lease). The memories that keep
+    their stored text (merged into, superseded) are committed while the new texts embed; then
+    each new one with its vector in one command; the retired last."""
+    with EmbedBeside(model.embedder(), lot=EMBED_LOT) as beside, \
+            ThreadPoolExecutor(1, thread_name_prefix="l1-commit") as committer:
         memories, retired = derive_users(events, cluster, model, beside)
+        kept_text = committer.submit(cluster.commit_groups, [[m] for m in memories
+                                                              if m["id"] not in beside.sent])
         vectors = beside.vectors()
-    cluster.commit_groups(with_vectors(memories, vectors) + [[r] for r in retired])
+        kept_text.result()
+    cluster.commit_groups(with_vectors([m for m in memories if m["id"] in beside.sent], vectors)
+                          + [[r] for r in retired])
     return memories, retired, vectors
 
 

@@ -127,6 +127,7 @@ class EmbedBeside:
         self._waiting: list[dict[str, Any]] = []
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="embed-beside")
         self._lots: list[Future[list[Vector]]] = []
+        self.sent: set[str] = set()  # ids of the records added
 
     def __enter__(self) -> EmbedBeside:
         return self
@@ -136,6 +137,7 @@ class EmbedBeside:
 
     def add(self, records: list[dict[str, Any]]) -> None:
         self._waiting += records
+        self.sent.update(record_id(r) for r in records)
         self._send(whole_only=True)
 
     def _send(self, whole_only: bool = False) -> None:
