@@ -54,7 +54,6 @@ def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: C
         return before, cluster.records("l1", *user)
 
     extract = entity_extractor()
-    model.extractor()  # made here, once, before the reader asks for it too
     # The changed insights embed while the next users are read and derived.
     with EmbedBeside(model.embedder(), lot=EMBED_LOT) as beside:
         for (tenant, _), (before, memories) in read_ahead(users_of(events), read):

@@ -90,3 +90,20 @@ def test_a_store_without_versions_in_its_listings_picks_the_same(tmp_path):
         assert picks(candidates, [chatter(9)]) == ["l1_0009", "l1_0040"]
     store.apply([memory(9, "Maya: I work as a nurse at the hospital.")], 2)
     assert picks(candidates) == ["l1_0009", "l1_0040"]  # the rewrite is seen by its bytes
+
+
+def test_after_a_snapshot_install_the_picks_are_a_fresh_analysis(tmp_path):
+    """A lagging replica analysed its memories, then installed a snapshot of one that went on
+    (a memory rewritten, another added): it picks what a selection with nothing cached picks
+    over the same store."""
+    lagging, ahead = stored(tmp_path / "a"), stored(tmp_path / "b")
+    candidates = Candidates(lagging)
+    assert picks(candidates) == ["l1_0040"]
+    ahead.apply([memory(7, "Maya: I work as a nurse at the hospital."),
+                 memory(41, "Maya: I drive to work every day.")], 2)
+    ahead.apply([memory(40, chatter(40))], 3)  # the Berlin memory no longer states a fact
+    ahead.checkpoint(tmp_path / "snapshot")
+    lagging.replace_with(tmp_path / "snapshot")
+    expected = picks(Candidates(ahead), [chatter(3)])
+    assert expected == ["l1_0003", "l1_0007", "l1_0041"]
+    assert picks(candidates, [chatter(3)]) == expected
