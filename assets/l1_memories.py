@@ -111,7 +111,6 @@ def derive_users(events: list[dict[str, Any]], cluster: ClusterResource, model: 
     to ``beside`` to be embedded while the next user is derived."""
     event_ids = {e["event_id"] for e in events}
     memories, retired = [], []
-    model.extractor()  # made here, once, before the reader asks for it too
     for (tenant, _), (mine, streams, existing) in read_ahead(
             users_of(events), lambda user: read_user(events, cluster, model, *user)):
         stored = {m["id"]: m for m in existing}

@@ -20,9 +20,26 @@ from starlette.testclient import TestClient
 
 from api import create_app
 from memorose_dagster.cli.local_cluster import LocalCluster, Replica
+from memorose_dagster.log.store import Store
 from memorose_dagster.models.embedding import LocalMiniLM
 from memorose_dagster.node.node import Node
 from memorose_dagster.settings import Settings
+
+
+class CountingStore(Store):
+    """A real store that counts the keys each multi-get asks for, and can write a key outside
+    the log (as an older version left it)."""
+
+    def __init__(self, *args, **kwargs):
+        self.asked: list[int] = []
+        super().__init__(*args, **kwargs)
+
+    def get_raw_many(self, wanted):
+        self.asked.append(len(wanted))
+        return super().get_raw_many(wanted)
+
+    def put_raw(self, key: bytes, value: bytes) -> None:
+        self._db.put(key, value)
 
 
 def free_port() -> int:

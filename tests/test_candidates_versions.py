@@ -5,8 +5,9 @@ listings held versions picks the same memories."""
 
 from __future__ import annotations
 
+from conftest import CountingStore
+
 from memorose_dagster.log import keys
-from memorose_dagster.log.store import Store
 from memorose_dagster.node.candidates import Candidates
 from memorose_dagster.records import Memory
 
@@ -29,20 +30,6 @@ def chatter(i: int) -> str:
 def memory(i: int, content: str) -> dict:
     return Memory(id=f"l1_{i:04d}", tenant="default", user_id="u", stream_id="s",
                   content=content, source_event_ids=[f"e{i}"]).to_dict()
-
-
-class CountingStore(Store):
-    def __init__(self, *args, **kwargs):
-        self.asked: list[int] = []
-        super().__init__(*args, **kwargs)
-
-    def get_raw_many(self, wanted):
-        self.asked.append(len(wanted))
-        return super().get_raw_many(wanted)
-
-    def put_raw(self, key: bytes, value: bytes) -> None:
-        """Write a key as it is, outside the log (as an older version left it)."""
-        self._db.put(key, value)
 
 
 def stored(tmp_path) -> CountingStore:

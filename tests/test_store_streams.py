@@ -4,9 +4,10 @@ user's whole history. A store written before (listing values empty) still answer
 
 from __future__ import annotations
 
+from conftest import CountingStore
+
 from memorose_dagster.ids import new_ids
 from memorose_dagster.log import keys
-from memorose_dagster.log.store import Store
 from memorose_dagster.records import Event, Tombstone
 
 
@@ -15,22 +16,6 @@ def events_of(streams: list[str], user: str = "u") -> list[dict]:
     return [Event(event_id=eid, tenant="default", user_id=user, stream_id=stream,
                   content=f"turn {i} of {stream}", timestamp=float(i)).to_dict()
             for i, (eid, stream) in enumerate(zip(ids, streams, strict=True))]
-
-
-class CountingStore(Store):
-    """Counts the keys each multi-get asks for."""
-
-    def __init__(self, *args, **kwargs):
-        self.asked: list[int] = []
-        super().__init__(*args, **kwargs)
-
-    def get_raw_many(self, wanted):
-        self.asked.append(len(wanted))
-        return super().get_raw_many(wanted)
-
-    def put_raw(self, key: bytes, value: bytes) -> None:
-        """Write a key as it is, outside the log (as an older version left it)."""
-        self._db.put(key, value)
 
 
 def test_a_stream_read_fetches_only_that_streams_events(tmp_path):
@@ -60,7 +45,7 @@ def test_a_listing_written_before_streams_were_named_still_reads_right(tmp_path)
 
 
 def test_a_forgotten_event_leaves_its_streams_listing(tmp_path):
-    store = Store(tmp_path / "db")
+    store = CountingStore(tmp_path / "db")
     events = events_of(["a", "a", "b"])
     store.apply(events, 1)
     gone = Tombstone(tenant="default", target_kind="event", target_id=events[0]["event_id"],

@@ -15,6 +15,7 @@ from pathlib import Path
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import Bitmap, IvfFlat, IvfHnswSq, IvfPq
 
 from memorose_dagster.index.user_vectors import UserVectors
 
@@ -24,15 +25,8 @@ ANN_MIN_ROWS = 20_000
 # with new rows at a small cost (an optimize after 20k new rows: ~0.3-1.3 s of CPU; IVF-HNSW-SQ
 # ~5.5 s, which a bulk derivation paid every 20k rows); its recall and latency against the
 # others: bench/ann_recall.py.
-ANN_INDEXES = ("ivf_flat", "ivf_hnsw_sq", "ivf_pq")
+ANN_INDEXES = {"ivf_flat": IvfFlat, "ivf_hnsw_sq": IvfHnswSq, "ivf_pq": IvfPq}
 DEFAULT_ANN = "ivf_flat"
-
-
-def _ann_config(name: str):
-    from lancedb.index import IvfFlat, IvfHnswSq, IvfPq
-
-    return {"ivf_flat": IvfFlat, "ivf_hnsw_sq": IvfHnswSq, "ivf_pq": IvfPq}[name](
-        distance_type="cosine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +137,11 @@ class VectorIndex:
 
     def optimize(self) -> None:
         """Compact versions; build the ANN and scalar indexes once the table is large."""
-        from lancedb.index import Bitmap
-
         self._table.optimize()
         if not self._has_ann and self._table.count_rows() >= ANN_MIN_ROWS:
             self._table.create_index("user_id", config=Bitmap())
-            self._table.create_index("vector", config=_ann_config(self._ann))
+            self._table.create_index("vector",
+                                     config=ANN_INDEXES[self._ann](distance_type="cosine"))
             self._has_ann = True
 
     def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,

@@ -72,6 +72,14 @@ def user_derived_prefix(kind: str, tenant: str, user_id: str) -> bytes:
     return _key("x", kind, tenant, user_id, "")
 
 
+VERSION_BYTES = 8
+
+
+def version(log_index: int) -> bytes:
+    """A derived listing's value: the log index that last wrote the record."""
+    return log_index.to_bytes(VERSION_BYTES, "big")
+
+
 USERS_PREFIX = b"u\x1f"
 EVENTS_PREFIX = b"e\x1f"
 

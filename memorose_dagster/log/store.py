@@ -203,7 +203,7 @@ class Store:
                 # The listing's value is the log index that wrote the record: its version, so a
                 # reader caching what it made of a record sees a change without reading it.
                 batch.put(keys.user_derived(record["kind"], record["tenant"], record["user_id"],
-                                            record["id"]), log_index.to_bytes(8, "big"))
+                                            record["id"]), keys.version(log_index))
             key = keys.record_key(record)
             batch.put(key, pack(record))
             written.append(key)

@@ -44,7 +44,6 @@ from memorose_dagster.memory.consolidate import (
 from memorose_dagster.records import unpack
 
 CACHE_LIMIT = 500_000  # analysed record versions kept; beyond it the cache starts over
-VERSION_BYTES = 8  # a listing's version: the log index, u64 big-endian
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,32 +113,35 @@ class Candidates:
         known: list[Traits | None] = []
         with self._lock:
             for key, (_, version) in zip(record_keys, versions, strict=True):
-                cached = self._traits.get(key) if len(version) == VERSION_BYTES else None
+                cached = self._traits.get(key) if len(version) == keys.VERSION_BYTES else None
                 known.append(cached[1] if cached is not None and cached[0] == version else None)
         # Only records not analysed at their version are read to be analysed; of the rest, only
         # those picked are read.
         unknown = [i for i, traits in enumerate(known) if traits is None]
         raws: dict[int, bytes | None] = dict(zip(
             unknown, self._store.get_raw_many([record_keys[i] for i in unknown]), strict=True))
+        decoded: dict[int, dict[str, Any] | None] = {}
         for i in unknown:
-            raw = raws[i]
-            if raw is not None:
-                known[i] = self._analysed(record_keys[i], versions[i][1], raw, user_id)
+            if raws[i] is not None:
+                known[i], decoded[i] = self._analysed(record_keys[i], versions[i][1], raws[i],
+                                                      user_id)
         picked = [i for i, traits in enumerate(known) if traits is not None and (
             versions[i][0] in wanted or traits.states_fact or probes.may_merge(traits)
             or (traits.sources and run_events.issuperset(traits.sources)))]
         unread = [i for i in picked if i not in raws]
         raws.update(zip(unread, self._store.get_raw_many([record_keys[i] for i in unread]),
                         strict=True))
-        return [unpack(raws[i]) for i in picked if raws[i] is not None]
+        return [decoded.get(i) or unpack(raws[i]) for i in picked if raws[i] is not None]
 
-    def _analysed(self, key: bytes, version: bytes, raw: bytes, user_id: str) -> Traits:
-        if len(version) != VERSION_BYTES:
+    def _analysed(self, key: bytes, version: bytes, raw: bytes,
+                  user_id: str) -> tuple[Traits, dict[str, Any] | None]:
+        """The record's traits, and the record if it had to be decoded for them."""
+        if len(version) != keys.VERSION_BYTES:
             version = hashlib.blake2b(raw, digest_size=16).digest()
             with self._lock:
                 cached = self._traits.get(key)
             if cached is not None and cached[0] == version:
-                return cached[1]
+                return cached[1], None
         record = unpack(raw)
         traits = traits_of(record["content"], record.get("user_id", user_id),
                            record.get("source_event_ids", ()))
@@ -147,4 +149,4 @@ class Candidates:
             if len(self._traits) >= CACHE_LIMIT:
                 self._traits.clear()
             self._traits[key] = (version, traits)
-        return traits
+        return traits, record

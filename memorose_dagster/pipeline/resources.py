@@ -2,6 +2,7 @@
 
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -138,6 +139,9 @@ class ClusterResource(dg.ConfigurableResource):
         return indexes
 
 
+_MAKING = threading.Lock()  # a lock is no resource field: resources are copied and pickled
+
+
 class ModelResource(dg.ConfigurableResource):
     """The model provider: ``auto`` (Gemini when GOOGLE_API_KEY is set, else the offline local
     MiniLM and consolidator), ``local`` or ``gemini``."""
@@ -152,14 +156,16 @@ class ModelResource(dg.ConfigurableResource):
 
     def embedder(self) -> CachedEmbedder:
         """The provider's embedder, embedding each distinct text once per run."""
-        if self._embedder is None:
-            self._embedder = CachedEmbedder(make_embedder(self._env()))
+        with _MAKING:  # an asset's worker threads ask too: made once, its usage counted once
+            if self._embedder is None:
+                self._embedder = CachedEmbedder(make_embedder(self._env()))
         return self._embedder
 
     def extractor(self) -> Any:
         """The Gemini extractor, or None on the local path."""
-        if self._extractor is None and provider(self._env()) == "gemini":
-            self._extractor = make_extractor(self._env())
+        with _MAKING:
+            if self._extractor is None and provider(self._env()) == "gemini":
+                self._extractor = make_extractor(self._env())
         return self._extractor
 
     def derivation(self) -> str:
