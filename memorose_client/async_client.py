@@ -10,7 +10,7 @@ import httpx
 from memorose_client import models
 from memorose_client._methods import ApiMethods, Call
 from memorose_client.errors import api_error
-from memorose_client.sync import auth_headers, give_up, node_urls, retry_next
+from memorose_client.sync import auth_headers, give_up, node_urls, retry_next, tls_context
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ class AsyncMemoroseClient(ApiMethods):
                  transport: httpx.AsyncBaseTransport | None = None):
         self.urls = node_urls(base_url)
         self._http = httpx.AsyncClient(timeout=timeout, headers=auth_headers(api_key),
-                                       transport=transport)
+                                       transport=transport, verify=tls_context())
 
     async def aclose(self) -> None:
         await self._http.aclose()

