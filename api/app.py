@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             Route("/api/v1/admin/records", routes.list_records),
             Route("/api/v1/admin/candidates", routes.l1_candidates, methods=["POST"]),
             Route("/api/v1/admin/users", routes.list_users),
+            Route("/api/v1/admin/users/last-events", routes.last_events, methods=["POST"]),
             Route("/api/v1/admin/derivations", routes.derivations),
             Route("/api/v1/admin/events", routes.events_between),
             *memory_routes.ROUTES,

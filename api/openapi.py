@@ -19,6 +19,7 @@ from api.schemas import (
     LakeRowsIn,
     LeaseIn,
     RetrieveIn,
+    UsersIn,
 )
 
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
@@ -58,7 +59,7 @@ RESENT = {"_409": "event_id already stored with another user, stream, content or
 def build() -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": ERROR}
     for model in (EventIn, EventBatchIn, RetrieveIn, ContextIn, CommitIn, CandidatesIn, LeaseIn,
-                  ForgetQueryIn, ForgetConfirmIn, MemberIn, KeyIn, LakeRowsIn):
+                  UsersIn, ForgetQueryIn, ForgetConfirmIn, MemberIn, KeyIn, LakeRowsIn):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -114,6 +115,10 @@ def build() -> dict[str, Any]:
             "{records}", CandidatesIn, _403="admin key required", **BAD)},
         "/api/v1/admin/users": {"get": _op("Every (tenant, user_id) with events (admin)", 200,
                                            "{users}", _403="admin key required")},
+        "/api/v1/admin/users/last-events": {"post": _op(
+            "The log index of each user's last event, null if unknown (admin)", 200,
+            "{users: [{tenant, user_id, log_index}]}", UsersIn, _403="admin key required",
+            **BAD)},
         "/api/v1/admin/commit": {"post": _op("Commit derived records as one command (admin)",
                                              201, "{log_index}", CommitIn,
                                              _403="admin key required", **BAD)},

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from api.auth import require_admin, tenant_of
 from api.body import read_body
 from api.params import path_id, query_id, query_ids
-from api.schemas import CandidatesIn, CommitIn, EventBatchIn, EventIn, RetrieveIn
+from api.schemas import CandidatesIn, CommitIn, EventBatchIn, EventIn, RetrieveIn, UsersIn
 from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_ids
 from memorose_dagster.node.node import Node
@@ -205,6 +205,18 @@ async def list_users(request: Request) -> JSONResponse:
     require_admin(request)
     users = await run_in_threadpool(node_of(request).users)
     return JSONResponse({"users": [{"tenant": t, "user_id": u} for t, u in users]})
+
+
+async def last_events(request: Request) -> JSONResponse:
+    """Pipeline: the log index of each named user's last event (null: no event, or stored
+    before the node kept it). A chunk of a backlog defers the graph and insights of a user with
+    events in a later chunk."""
+    require_admin(request)
+    body = await read_body(request, UsersIn)
+    users = [(u.tenant, u.user_id) for u in body.users]
+    found = await run_in_threadpool(node_of(request).last_events, users)
+    return JSONResponse({"users": [{"tenant": t, "user_id": u, "log_index": index}
+                                   for (t, u), index in zip(users, found, strict=True)]})
 
 
 async def events_between(request: Request) -> JSONResponse:

@@ -125,6 +125,12 @@ class LeaseUser(Strict):
     user_id: Id
 
 
+class UsersIn(Strict):
+    """Users a pipeline step asks about (their last events' log indexes)."""
+
+    users: Annotated[list[LeaseUser], Field(min_length=1, max_length=MAX_USERS)]
+
+
 class LeaseIn(Strict):
     """A pipeline step's lease on the users it derives: all of them, or none while another
     step holds any (``node/leases.py``). Sent again by the same owner, it renews."""

@@ -44,7 +44,7 @@ def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: C
     what they retire, the new vectors, memories read and users deferred; committed (the caller
     holds the users' lease)."""
     insights, changed, retired, memories_in, later = [], [], [], 0, 0
-    coming = users_coming(config, cluster)
+    coming = users_coming(config, cluster, users_of(events))
 
     def read(user: tuple[str, str]) -> tuple[list[dict], list[dict] | None]:
         """The user's stored insights, and memories unless the user is deferred."""

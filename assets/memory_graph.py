@@ -19,7 +19,7 @@ def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: C
                       ) -> tuple[list[dict], list, list, list[dict], int]:
     """The graph of the range's users (but those a later chunk derives), what it retires and how
     many users were deferred; committed (the caller holds the users' lease)."""
-    coming, memories, later = users_coming(config, cluster), [], 0
+    coming, memories, later = users_coming(config, cluster, users_of(events)), [], 0
     stored: list[tuple[str, dict]] = []
     for tenant, user in users_of(events):
         before = cluster.records("entity", tenant, user)

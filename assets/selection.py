@@ -38,12 +38,21 @@ LOOKAHEAD_ENTRIES = 8  # log entries read past a run's range to see whose events
 MAX_DEFER_ENTRIES = 2000  # a user's whole-history products are never older than this
 
 
-def users_coming(config: LogRange, cluster: ClusterResource) -> set[tuple[str, str]]:
+def users_coming(config: LogRange, cluster: ClusterResource,
+                 users: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Users with events committed after this run's range, up to its horizon (none for a
-    backfill, nor for the last chunk of a backlog: what comes after it may be derived already)."""
+    backfill, nor for the last chunk of a backlog: what comes after it may be derived already).
+    Those in the next ``LOOKAHEAD_ENTRIES`` entries; in a chunk of a backlog also each of
+    ``users`` whose last event lies in a later chunk, by the node's last-event index: with many
+    users, a user's next session can be further than the lookahead (250 users of ~20-turn
+    sessions: ~10 entries of 500 events), and each chunk then derived the graph and insights of
+    every user it touched, over their whole history."""
     if config.until == 0 or 0 < config.horizon <= config.until:
         return set()
-    return cluster.users_after(config.until, LOOKAHEAD_ENTRIES, config.horizon or None)
+    ahead = cluster.users_after(config.until, LOOKAHEAD_ENTRIES, config.horizon or None)
+    if config.horizon:
+        ahead |= cluster.continuing(users, config.until, config.horizon)
+    return ahead
 
 
 def deferred(user: tuple[str, str], coming: set[tuple[str, str]],

@@ -150,7 +150,9 @@ class Realistic:
                                                           timeout=REQUEST_TIMEOUT),
                                "model": ModelResource()},
                     partition_key=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-                    run_config={**range_run_config(after, until),
+                    # A backlog's chunks, as the log sensor requests a bulk load's: the
+                    # graph and insights of a user with more to come wait for a later chunk.
+                    run_config={**range_run_config(after, until, horizon=ranges[-1][1]),
                                 "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
             finally:
                 if self.profile is not None:
@@ -162,8 +164,13 @@ class Realistic:
                 made[name] += int(mat.metadata["records_out"].value)
                 done = mat.metadata.get("embedded", mat.metadata["records_out"]).value
                 embedded[name] += int(done) if name != "memory_graph" else 0
+            steps = " ".join(
+                f"{name.split('_')[-1]} {float(m.metadata['seconds'].value):.1f}s"
+                + (f" ({int(m.metadata['users_deferred'].value)} users deferred)"
+                   if "users_deferred" in m.metadata else "")
+                for name in ASSET_NAMES for m in result.asset_materializations_for_node(name))
             progress(f"  run {number}/{len(ranges)}: log ({after}, {until}], {n} events, "
-                     f"{time.perf_counter() - t0:.1f}s")
+                     f"{time.perf_counter() - t0:.1f}s: {steps}")
             self.derived_to = until
         runs_s = time.perf_counter() - started
         waited = self.wait_indexed()

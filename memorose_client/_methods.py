@@ -222,6 +222,13 @@ class ApiMethods:
         return self._run(Call("POST", "/api/v1/admin/candidates", body,
                               read=lambda r: r["records"]))
 
+    def last_events(self, users: list[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+        """The log index of each user's last event (None: no event, or stored before the node
+        kept it)."""
+        body = {"users": [{"tenant": t, "user_id": u} for t, u in users]}
+        return self._run(Call("POST", "/api/v1/admin/users/last-events", body, read=lambda r: {
+            (u["tenant"], u["user_id"]): u["log_index"] for u in r["users"]}))
+
     def acquire_lease(self, owner: str, users: list[tuple[str, str]],
                       ttl_seconds: float = 120.0) -> dict:
         """Lease every (tenant, user_id) to ``owner`` (renewing its own leases), or none: a 409

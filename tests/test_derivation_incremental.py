@@ -10,7 +10,7 @@ import pytest
 
 import sensors
 from assets import ALL_ASSETS
-from assets.selection import users_coming
+from assets.selection import LOOKAHEAD_ENTRIES, users_coming
 from memorose_dagster.ids import new_id
 from memorose_dagster.log import keys
 from memorose_dagster.pipeline import asset_keys as keys_
@@ -174,10 +174,48 @@ def test_only_later_chunks_of_its_backlog_defer_a_users_graph(node):
     cluster = InProcessClusterResource.for_node(node)
     first, second, fresh = (node.ingest(events_of(s)) for s in range(3))
     user = {("default", "user_1")}
-    assert users_coming(LogRange(after=0, until=first, horizon=second), cluster) == user
-    assert users_coming(LogRange(after=first, until=second, horizon=second), cluster) == set()
-    assert users_coming(LogRange(after=first, until=second), cluster) == user  # a fresh range
-    assert users_coming(LogRange(after=second, until=fresh, horizon=fresh), cluster) == set()
+    assert users_coming(LogRange(after=0, until=first, horizon=second), cluster, user) == user
+    assert users_coming(LogRange(after=first, until=second, horizon=second), cluster, user) == set()
+    assert users_coming(LogRange(after=first, until=second), cluster, user) == user  # a fresh range
+    assert users_coming(LogRange(after=second, until=fresh, horizon=fresh), cluster, user) == set()
+
+
+def test_a_backlog_defers_a_user_whose_next_session_is_past_the_lookahead(tmp_path, embedder):
+    """With many users, a user's next session can lie further than the entries a chunk looks
+    ahead: the node's last-event index still finds it in a later chunk of the backlog, the graph
+    waits for it, and the end is what one run over everything derives."""
+    from conftest import make_settings
+
+    from memorose_dagster.node.node import Node
+
+    nodes = [Node(make_settings(tmp_path / name), embedder=embedder) for name in ("a", "b")]
+    try:
+        for n in nodes:
+            n.wait_ready()
+        chunked, whole = nodes
+        gap = LOOKAHEAD_ENTRIES + 1  # entries of other users between two sessions of user_1
+        others = iter(range(2 * gap))
+        batches = [events_of(0)] + [events_of(1, f"other_{next(others)}") for _ in range(gap)] \
+            + [events_of(1)] + [events_of(1, f"other_{next(others)}") for _ in range(gap)] \
+            + [events_of(2)]
+        indexes = [(chunked.ingest(b), whole.ingest(b))[0] for b in batches]
+        first, second, horizon = indexes[0], indexes[gap + 1], indexes[-1]
+        cluster = InProcessClusterResource.for_node(chunked)
+        user = {("default", "user_1")}
+        assert user <= users_coming(LogRange(after=first, until=second, horizon=horizon), cluster,
+                                    user)
+        assert cluster.continuing(user, indexes[-2], horizon) == user  # its last event
+        assert cluster.continuing(user, horizon, horizon + 10) == set()
+        deferred = []
+        for after, until in [(0, first), (first, second), (second, horizon)]:
+            result = run(chunked, after, until, range_run_config(after, until, horizon=horizon))
+            deferred.append(meta(result, "memory_graph", "users_deferred"))
+        # The first chunk derives user_1's graph (none yet), the second leaves it to the last.
+        assert deferred == [0, 1, 0]
+        assert_as_one_run(chunked, whole)
+    finally:
+        for n in nodes:
+            n.close()
 
 
 def consolidations(node, events: list[dict]) -> list[tuple[list, list]]:

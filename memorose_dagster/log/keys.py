@@ -15,6 +15,9 @@ every data key: isolation is a key prefix, never a filter applied after the read
     x\\x1f{kind}\\x1f{tenant}\\x1f{user_id}\\x1f{id} -> u64 BE: the log index that last wrote the
                                              record (a user's derived records of a kind; b""
                                              in stores written before, and for access totals)
+    l\\x1f{tenant}\\x1f{user_id}              -> u64 BE: the log index of the user's last event
+                                             (a chunk of a backlog defers the user's graph and
+                                             insights to a later chunk holding more)
     v\\x1f{tenant}\\x1f{record_id}            -> vector record (msgpack, float32 bytes inside)
     t\\x1f{tenant}\\x1f{kind}\\x1f{id}          -> tombstone (msgpack)
     s\\x1f{log_index:016x}                  -> msgpack list of the data keys that index wrote:
@@ -44,6 +47,10 @@ def user_event(tenant: str, user_id: str, event_id: str) -> bytes:
 
 def user_events_prefix(tenant: str, user_id: str) -> bytes:
     return _key("u", tenant, user_id, "")
+
+
+def user_last_event(tenant: str, user_id: str) -> bytes:
+    return _key("l", tenant, user_id)
 
 
 def derived(kind: str, tenant: str, record_id: str) -> bytes:
@@ -76,7 +83,8 @@ VERSION_BYTES = 8
 
 
 def version(log_index: int) -> bytes:
-    """A derived listing's value: the log index that last wrote the record."""
+    """A derived listing's value: the log index that last wrote the record (and a user's last
+    event's)."""
     return log_index.to_bytes(VERSION_BYTES, "big")
 
 

@@ -208,6 +208,9 @@ class Store:
             batch.put(key, pack(record))
             written.append(key)
             applied.append(record)
+        for tenant, user_id in {(r["tenant"], r["user_id"]) for r in applied
+                                if r["kind"] == "event"}:
+            batch.put(keys.user_last_event(tenant, user_id), keys.version(log_index))
         return written, applied
 
     def _prefetch(self, records: list[dict[str, Any]]) -> dict[bytes, bytes | None]:
@@ -478,6 +481,12 @@ class Store:
             per_day = counts.setdefault(record.get("derivation", ""), {})
             per_day[day] = per_day.get(day, 0) + 1
         return counts
+
+    def last_events(self, users: list[tuple[str, str]]) -> list[int | None]:
+        """The log index of each user's last event (None: none, or stored before this was
+        kept), in one multi-get."""
+        found = self.get_raw_many([keys.user_last_event(t, u) for t, u in users])
+        return [None if raw is None else int.from_bytes(raw, "big") for raw in found]
 
     def users(self) -> list[tuple[str, str]]:
         """Every (tenant, user_id) with events: one seek per user over the per-user listing."""

@@ -286,6 +286,10 @@ class Node:
     def users(self) -> list[tuple[str, str]]:
         return self.store.users()
 
+    def last_events(self, users: list[tuple[str, str]]) -> list[int | None]:
+        """Pipeline: the log index of each user's last event (None if unknown)."""
+        return self.store.last_events(users)
+
     def events_between(self, start_ms: int, end_ms: int, limit: int,
                        after: tuple[str, str] | None = None,
                        ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:

@@ -45,6 +45,9 @@ class NodeClient:
     def users(self) -> list[tuple[str, str]]:
         return self._node.users()
 
+    def last_events(self, users: list[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+        return dict(zip(users, self._node.last_events(users), strict=True))
+
     def list_records(self, kind: str, user_id: str, tenant: str = "default",
                      streams: set[str] | None = None) -> list[dict[str, Any]]:
         return self._node.user_records(kind, tenant, user_id, streams)

@@ -108,6 +108,16 @@ class ClusterResource(dg.ConfigurableResource):
         body = self.client.read_log(after, limit=entries, kinds=["event"], until=until)
         return {(r["tenant"], r["user_id"]) for e in body["entries"] for r in e["records"]}
 
+    def continuing(self, users: Iterable[tuple[str, str]], after: int,
+                   until: int) -> set[tuple[str, str]]:
+        """Of ``users``, those whose last event was committed in (after, until], by the node's
+        per-user index (a store written before it answers for nobody)."""
+        users = sorted(set(users))
+        if not users:
+            return set()
+        last = self.client.last_events(users)
+        return {u for u in users if last.get(u) is not None and after < last[u] <= until}
+
     def records(self, kind: str, tenant: str, user_id: str,
                 streams: set[str] | None = None) -> list[dict[str, Any]]:
         return self.client.list_records(kind, user_id, tenant, streams)
