@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -38,32 +39,46 @@ LOOKAHEAD_ENTRIES = 8  # log entries read past a run's range to see whose events
 MAX_DEFER_ENTRIES = 2000  # a user's whole-history products are never older than this
 
 
+@dataclass(frozen=True)
+class Coming:
+    """Who has events committed after a run's range. ``ahead``: in the next
+    ``LOOKAHEAD_ENTRIES`` entries (up to the horizon). ``in_backlog``: in a chunk of a backlog,
+    each of its users whose last event lies in a later chunk of the same backlog, by the node's
+    last-event index. The lookahead alone missed many: with 250 users of ~20-turn sessions a
+    user's next session is ~10 entries of 500 events away, and each chunk derived the graph and
+    insights of every user it touched, over their whole history."""
+
+    ahead: frozenset[tuple[str, str]] = frozenset()
+    in_backlog: frozenset[tuple[str, str]] = frozenset()
+
+    def __contains__(self, user: object) -> bool:
+        return user in self.ahead or user in self.in_backlog
+
+
 def users_coming(config: LogRange, cluster: ClusterResource,
-                 users: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Users with events committed after this run's range, up to its horizon (none for a
-    backfill, nor for the last chunk of a backlog: what comes after it may be derived already).
-    Those in the next ``LOOKAHEAD_ENTRIES`` entries; in a chunk of a backlog also each of
-    ``users`` whose last event lies in a later chunk, by the node's last-event index: with many
-    users, a user's next session can be further than the lookahead (250 users of ~20-turn
-    sessions: ~10 entries of 500 events), and each chunk then derived the graph and insights of
-    every user it touched, over their whole history."""
+                 users: Iterable[tuple[str, str]]) -> Coming:
+    """Of the run's ``users`` and the next entries', who has events committed after its range,
+    up to its horizon (nobody for a backfill, nor for the last chunk of a backlog: what comes
+    after it may be derived already)."""
     if config.until == 0 or 0 < config.horizon <= config.until:
-        return set()
+        return Coming()
     ahead = cluster.users_after(config.until, LOOKAHEAD_ENTRIES, config.horizon or None)
-    if config.horizon:
-        ahead |= cluster.continuing(users, config.until, config.horizon)
-    return ahead
+    later = cluster.continuing(users, config.until, config.horizon) if config.horizon else set()
+    return Coming(frozenset(ahead), frozenset(later))
 
 
-def deferred(user: tuple[str, str], coming: set[tuple[str, str]],
-             stored: list[dict[str, Any]], until: int) -> bool:
+def deferred(user: tuple[str, str], coming: Coming, stored: list[dict[str, Any]],
+             until: int) -> bool:
     """Whether to leave a user's whole-history products (graph, insights) to the next run:
     the user has more events committed after this range, so the next run derives them again
     anyway; a bulk load then derives them once it has passed, not once per range, and what is
-    derived in the end is the same. Bounded: never when they were last written more than
-    ``MAX_DEFER_ENTRIES`` log entries ago, or never, so a user who never stops talking still
-    gets them."""
-    if user not in coming or not stored:
+    derived in the end is the same. A later chunk of the same backlog holding the user's last
+    event derives them for certain (the last chunk defers nobody): always deferred. Else
+    bounded: never when they were last written more than ``MAX_DEFER_ENTRIES`` log entries ago,
+    or never, so a user who never stops talking still gets them."""
+    if user in coming.in_backlog:
+        return True
+    if user not in coming.ahead or not stored:
         return False
     return until - max(r.get("log_index", 0) for r in stored) < MAX_DEFER_ENTRIES
 

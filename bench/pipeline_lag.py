@@ -79,7 +79,7 @@ LOG_MARKERS = ("Traceback", "Error", "ERROR", "FAILURE", "exited (")
 BULK_BATCH = 500
 BULK_CLIENTS = 2
 BULK_EVENTS_PER_USER = 400
-BULK_SECONDS_PER_EVENT = 0.01  # extra wait for stragglers and idle runs per bulk event
+BULK_SECONDS_PER_EVENT = 0.05  # the most to wait for stragglers and idle runs, per bulk event
 
 PEOPLE = ("Ana", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas",
           "Keiko", "Luca", "Marta", "Nuno", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tariq")
@@ -255,9 +255,10 @@ def send_events(base_url: str, rate: float, seconds: float) -> tuple[list[Sent],
     return sent, failures, 0
 
 
-def ingest_bulk(base_url: str, events: int) -> Bulk:
-    """``events`` events of ``history.py`` (seeded), in batches over ``BULK_CLIENTS`` clients."""
-    users = max(1, events // BULK_EVENTS_PER_USER)
+def ingest_bulk(base_url: str, events: int, users: int = 0) -> Bulk:
+    """``events`` events of ``history.py`` (seeded) of ``users`` users (default one per
+    ``BULK_EVENTS_PER_USER``), in batches over ``BULK_CLIENTS`` clients."""
+    users = users or max(1, events // BULK_EVENTS_PER_USER)
     history = History(events, users).events()
     batches = [history[i:i + BULK_BATCH] for i in range(0, len(history), BULK_BATCH)]
     indexes: list[int] = []
@@ -594,7 +595,7 @@ def measure(args: argparse.Namespace, api_url: str, dagster_url: str) -> list[Ru
     bulk = None
     try:
         if args.bulk:
-            bulk = ingest_bulk(api_url, args.bulk)
+            bulk = ingest_bulk(api_url, args.bulk, args.bulk_users)
             print(f"bulk: {bulk.events} events of {bulk.users} users acknowledged in "
                   f"{bulk.acked - bulk.started:.1f} s (up to log index {bulk.last_index}); "
                   "starting the trickle", flush=True)
@@ -628,11 +629,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bulk", type=int, default=0, metavar="N",
                         help="first ingest N events of many users (batched); the trickle "
                              "then runs while they are derived")
+    parser.add_argument("--bulk-users", type=int, default=0, metavar="U",
+                        help=f"users of the bulk (default N / {BULK_EVENTS_PER_USER})")
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.seconds = 2.0, 20.0
-    if args.rate <= 0 or args.seconds <= 0 or args.bulk < 0:
-        parser.error("--rate and --seconds must be positive, --bulk not negative")
+    if args.rate <= 0 or args.seconds <= 0 or args.bulk < 0 or args.bulk_users < 0:
+        parser.error("--rate and --seconds must be positive, --bulk and --bulk-users not "
+                     "negative")
     return args
 
 
