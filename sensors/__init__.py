@@ -139,7 +139,14 @@ def hand_out(cursor: LogCursor, cluster: ClusterResource, applied: int,
         return [range_request(after, applied, day, FRESH_PRIORITY)]
     split = fresh_tail(entries, after, FRESH_TAIL)
     tail = entries[-1][0] > split
-    cursor.backlogs.append((after, split if tail else applied))
+    end = split if tail else applied
+    if cursor.backlogs and cursor.backlogs[-1][1] == after:
+        # A bulk load seen over several ticks (it takes seconds to send) is one backlog: its
+        # chunks not yet requested get the new end as their horizon, so a user's graph and
+        # insights wait for the user's last chunk of the whole load, not of one tick's share.
+        cursor.backlogs[-1] = (cursor.backlogs[-1][0], end)
+    else:
+        cursor.backlogs.append((after, end))
     cursor.draining = True
     return [range_request(split, applied, day, FRESH_PRIORITY)] if tail else []
 

@@ -229,3 +229,40 @@ def test_the_graph_retires_entities_and_edges_no_memory_names_any_more(node):
     known = {e["id"] for e in entities} | {m["id"] for m in node.user_records("l1", "default",
                                                                              "user_1")}
     assert all(r["source"] in known and r["target"] in known for r in relations)
+
+
+def test_a_bulk_load_seen_over_two_ticks_is_one_backlog(node, monkeypatch):
+    """Its chunks requested after the second tick defer to the whole load's end, not to the
+    end of the first tick's share."""
+    monkeypatch.setattr(sensors, "CHUNK_EVENTS", 10)
+    monkeypatch.setattr(sensors, "FRESH_TAIL", 2)
+    cluster = InProcessClusterResource.for_node(node)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def bulk(batches: range) -> int:
+        for batch in batches:  # log entries of 4 events, 3 users
+            end, _ = ingest(node, [f"Fact {i} of batch {batch}: I moved to Lisbon"
+                                   for i in range(4)], user=f"user_{batch % 3}")
+        return end
+
+    share = bulk(range(8))
+    first = tick(cluster, instance=instance)
+    assert len(first.run_requests) == sensors.BACKLOG_QUEUE  # a chunk of the share is left
+    for _ in range(sensors.BACKLOG_QUEUE):
+        waiting_run(instance, sensors.BACKLOG_PRIORITY)
+    end = bulk(range(8, 16))
+    full = tick(cluster, first.cursor, instance)
+    assert not full.run_requests  # the queue is full: the new events join the backlog
+    instance.wipe()  # the queue drained
+    cursor, later = full.cursor, []
+    while (result := tick(cluster, cursor, instance)).run_requests:
+        later += result.run_requests
+        cursor = result.cursor
+        instance.wipe()
+    chunks = list(first.run_requests) + later
+    ranges = [span(r) for r in chunks]
+    assert ranges[0][0] == 0 and ranges[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))  # no gap
+    horizons = [r.run_config["ops"]["l1_memories"]["config"]["horizon"] for r in chunks]
+    assert horizons[:sensors.BACKLOG_QUEUE] == [share] * sensors.BACKLOG_QUEUE
+    assert horizons[sensors.BACKLOG_QUEUE:] == [end] * len(later) and later
