@@ -12,7 +12,8 @@ do not trigger runs.
 Lanes: ``memorose up`` runs one run at a time in each of two lanes (the ``memorose/lane`` tag):
 ``fresh`` for a tick's ordinary range of new events, ``backlog`` for everything else. A tick that
 finds more than ``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them
-a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it): cut into ranges of about
+a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it; events that follow the
+last backlog extend it, as a bulk load seen over several ticks does): cut into ranges of about
 ``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most, see
 ``sensors/backlog.py``) in the backlog lane, at a lower run priority (``dagster/priority`` -1) than
 fresh ranges (0). So a fresh event waits neither for the backlog nor for the chunk that is running:
