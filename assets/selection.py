@@ -51,9 +51,6 @@ class Coming:
     ahead: frozenset[tuple[str, str]] = frozenset()
     in_backlog: frozenset[tuple[str, str]] = frozenset()
 
-    def __contains__(self, user: object) -> bool:
-        return user in self.ahead or user in self.in_backlog
-
 
 def users_coming(config: LogRange, cluster: ClusterResource,
                  users: Iterable[tuple[str, str]]) -> Coming:

@@ -178,6 +178,7 @@ class Store:
         written: list[bytes] = []
         applied: list[dict[str, Any]] = []
         staged: dict[bytes, dict[str, Any]] = {}  # access totals written earlier in this batch
+        talked: set[tuple[str, str]] = set()  # users with an event in this command
         for record in records:
             record = {**record, "log_index": log_index}
             if record["kind"] == "access":
@@ -199,6 +200,7 @@ class Store:
                 # a user fetches only their events (older stores hold b"": read and filtered).
                 batch.put(keys.user_event(record["tenant"], record["user_id"],
                                           record["event_id"]), record["stream_id"].encode())
+                talked.add((record["tenant"], record["user_id"]))
             elif record["kind"] in DERIVED_KINDS:
                 # The listing's value is the log index that wrote the record: its version, so a
                 # reader caching what it made of a record sees a change without reading it.
@@ -208,8 +210,7 @@ class Store:
             batch.put(key, pack(record))
             written.append(key)
             applied.append(record)
-        for tenant, user_id in {(r["tenant"], r["user_id"]) for r in applied
-                                if r["kind"] == "event"}:
+        for tenant, user_id in talked:
             batch.put(keys.user_last_event(tenant, user_id), keys.version(log_index))
         return written, applied
 

@@ -86,13 +86,9 @@ class LocalMiniLM:
         self._tokenizer = tokenizer
 
     def _whole(self):
-        """The session running one batch on all threads, made on first use: a pipeline run
-        embeds its batches side by side and a node its questions through the quantized copy, so
-        neither makes it (~0.3 s of CPU and ~30 MB a process)."""
-        with self._lock:
-            return self._whole_locked()
-
-    def _whole_locked(self):
+        """The session running one batch on all threads, made on first use (the caller holds
+        ``_lock``): a pipeline run embeds its batches side by side and a node its questions
+        through the quantized copy, so neither makes it (~0.3 s of CPU and ~30 MB a process)."""
         if self._session is None:
             self._session = _session(_model_file(), self._threads)
         return self._session
@@ -109,7 +105,7 @@ class LocalMiniLM:
 
     def _load_queries(self) -> None:
         if query_model() == "document":
-            self._query_session, self.query_model = self._whole_locked(), "document"
+            self._query_session, self.query_model = self._whole(), "document"
             return
         try:
             copy = quantized_copy(_model_file(), cache_dir())
@@ -120,7 +116,7 @@ class LocalMiniLM:
                 session = _session(quantized_copy(_model_file(), cache_dir()), 1)
         except Exception as exc:  # noqa: BLE001 - a speed-up only: the shipped model still answers
             log.warning("questions are embedded by the shipped model: no quantized copy (%s)", exc)
-            self._query_session, self.query_model = self._whole_locked(), "document"
+            self._query_session, self.query_model = self._whole(), "document"
             return
         self._query_session, self.query_model = session, copy.name
 
@@ -151,7 +147,8 @@ class LocalMiniLM:
         pool = self._side_by_side() if side_by_side and len(batches) > 1 else None
         if pool is None:
             if session is None:  # one batch of documents: a lane if there are lanes already
-                session = self._lane if self._lane is not None else self._whole()
+                with self._lock:
+                    session = self._lane if self._lane is not None else self._whole()
             for idx in batches:
                 out[idx] = self._embed_batch(session, [texts[i] for i in idx])
             return out
