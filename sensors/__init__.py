@@ -12,8 +12,10 @@ do not trigger runs.
 Lanes: ``memorose up`` runs one run at a time in each of two lanes (the ``memorose/lane`` tag):
 ``fresh`` for a tick's ordinary range of new events, ``backlog`` for everything else. A tick that
 finds more than ``CHUNK_EVENTS`` events (counted by the node from the log, no event sent) makes them
-a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it; events that follow the
-last backlog extend it, as a bulk load seen over several ticks does): cut into ranges of about
+a backlog (but for a tail of at most ``FRESH_TAIL`` events, sent after it), and so does an import
+however few events the tick finds (an entry of ``IMPORT_EVENTS`` or more: history sent in bulk, not
+conversation traffic; it and what precedes it in the tick); events that follow the last backlog
+extend it, as a bulk load seen over several ticks does. A backlog is cut into ranges of about
 ``CHUNK_EVENTS`` events, requested a few at a time (``BACKLOG_QUEUE`` waiting at most, see
 ``sensors/backlog.py``) in the backlog lane, at a lower run priority (``dagster/priority`` -1) than
 fresh ranges (0). So a fresh event waits neither for the backlog nor for the chunk that is running:
@@ -64,6 +66,11 @@ from sensors.lake import nightly_audit_schedule as nightly_audit_schedule
 CHUNK_EVENTS = 1000
 BACKLOG_QUEUE = 2  # backlog chunks kept queued: the lane never waits for a tick to go on
 FRESH_TAIL = 100  # events at the end of a new backlog derived as fresh ones: a tick's traffic
+# An entry (one ingest request) of this many events is an import of history, not conversation
+# traffic, however few the tick found: it goes to the backlog lane. Derived as a fresh range it
+# held the fresh lane for 15-25 s (a bulk load's first or last share in a tick) while the
+# traffic's next run waited behind it.
+IMPORT_EVENTS = 100
 # Seconds the backlog may wait behind fresh runs before fresh ranges wait for it: 30 s of fresh
 # runs, then a chunk (~10 s) gives the backlog a quarter of the slot under steady traffic.
 BACKLOG_TURN = 30.0
@@ -133,23 +140,27 @@ def log_sensor(context: dg.SensorEvaluationContext,
 
 def hand_out(cursor: LogCursor, cluster: ClusterResource, applied: int,
              day: str) -> list[dg.RunRequest]:
-    """The events in (handed, applied]: one fresh range, or a new backlog and its fresh tail."""
+    """The events in (handed, applied]: a fresh range, a backlog, or a backlog and a fresh range
+    after it. The backlog holds every import (an entry of ``IMPORT_EVENTS`` or more) and what
+    precedes it, and, when there are more than ``CHUNK_EVENTS`` events, all but a fresh tail."""
     after, entries = cursor.handed, cluster.event_counts(cursor.handed, applied)[0]
     cursor.handed = applied
-    if sum(events for _, events in entries) <= CHUNK_EVENTS:
-        return [range_request(after, applied, day, FRESH_PRIORITY)]
-    split = fresh_tail(entries, after, FRESH_TAIL)
-    tail = entries[-1][0] > split
-    end = split if tail else applied
-    if cursor.backlogs and cursor.backlogs[-1][1] == after:
-        # A bulk load seen over several ticks (it takes seconds to send) is one backlog: its
-        # chunks not yet requested get the new end as their horizon, so a user's graph and
-        # insights wait for the user's last chunk of the whole load, not of one tick's share.
-        cursor.backlogs[-1] = (cursor.backlogs[-1][0], end)
-    else:
-        cursor.backlogs.append((after, end))
-    cursor.draining = True
-    return [range_request(split, applied, day, FRESH_PRIORITY)] if tail else []
+    split = after
+    if sum(events for _, events in entries) > CHUNK_EVENTS:
+        split = fresh_tail(entries, after, FRESH_TAIL)
+    split = max([split] + [index for index, events in entries if events >= IMPORT_EVENTS])
+    if split > after and entries[-1][0] <= split:  # no events after it: the backlog ends here
+        split = applied
+    if split > after:
+        if cursor.backlogs and cursor.backlogs[-1][1] == after:
+            # A bulk load seen over several ticks (it takes seconds to send) is one backlog:
+            # its chunks not yet requested get the new end as their horizon, so a user's graph
+            # and insights wait for the user's last chunk of the whole load, not of one share.
+            cursor.backlogs[-1] = (cursor.backlogs[-1][0], split)
+        else:
+            cursor.backlogs.append((after, split))
+        cursor.draining = True
+    return [range_request(split, applied, day, FRESH_PRIORITY)] if split < applied else []
 
 
 @dataclass

@@ -126,6 +126,33 @@ def test_the_sensor_hands_out_a_backlog_in_chunks_fresh_ranges_go_ahead_of(node,
             for r in chunks} == {end}  # only later chunks of the backlog defer a user
 
 
+def test_an_import_goes_to_the_backlog_lane_however_few_events_a_tick_finds(node, monkeypatch):
+    """A bulk load's share in one tick (its first or last batch) can be smaller than a chunk:
+    as a fresh range it held the fresh lane for 15-25 s while the traffic's next run waited. An
+    entry of ``IMPORT_EVENTS`` or more is history sent in bulk: the backlog lane derives it and
+    what precedes it in the tick; the traffic after it stays fresh."""
+    monkeypatch.setattr(sensors, "IMPORT_EVENTS", 4)
+    cluster, instance = InProcessClusterResource.for_node(node), dg.DagsterInstance.ephemeral()
+    ingest(node, ["I started a new job at the harbour"], user="user_9")
+    imported, _ = ingest(node, [f"Fact {i}: I moved to Lisbon" for i in range(4)])
+    sent, _ = ingest(node, ["We adopted a dog called Biscuit"], user="user_9")
+    first = tick(cluster, instance=instance)
+    fresh, backlog = first.run_requests
+    assert span(fresh) == (imported, sent) and fresh.tags[PRIORITY_TAG] == sensors.FRESH_PRIORITY
+    assert span(backlog) == (0, imported)
+    assert backlog.tags[PRIORITY_TAG] == sensors.BACKLOG_PRIORITY
+    assert backlog.tags[sensors.LANE_TAG] == sensors.BACKLOG_LANE
+    assert backlog.run_config["ops"]["l1_memories"]["config"]["horizon"] == imported
+
+    small, _ = ingest(node, ["Biscuit learned to swim", "ok"], user="user_9")  # traffic only
+    (plain,) = tick(cluster, first.cursor, instance).run_requests
+    assert span(plain) == (sent, small) and plain.tags[sensors.LANE_TAG] == sensors.FRESH_LANE
+
+    last, _ = ingest(node, [f"Fact {i}: I work at the harbour" for i in range(5)])
+    (alone,) = tick(cluster, str(small), instance).run_requests  # nothing sent after it
+    assert span(alone) == (small, last) and alone.tags[sensors.LANE_TAG] == sensors.BACKLOG_LANE
+
+
 @pytest.mark.parametrize(("entries", "ranges"), [
     ([(2, 4), (3, 4), (5, 4), (6, 4)], [(0, 3), (3, 9)]),  # a remainder of 8 stands alone
     ([(2, 4), (3, 4), (5, 4), (6, 1)], [(0, 3), (3, 9)]),
