@@ -20,6 +20,7 @@ from memorose_dagster.models.provider import (
     provider,
 )
 from memorose_dagster.pipeline import leasing
+from memorose_dagster.pipeline.lanes import yield_cpu
 
 COMMIT_CHUNK = 500  # records per log command: one Raft entry stays well under a few MB
 
@@ -34,6 +35,8 @@ class ClusterResource(dg.ConfigurableResource):
     _client: MemoroseClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None:  # a run, not a sensor's tick
+            yield_cpu(context.dagster_run.tags)
         self._client = MemoroseClient(self.urls, api_key=self.admin_key or None,
                                       timeout=self.timeout)
 
