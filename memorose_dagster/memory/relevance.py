@@ -20,6 +20,7 @@ The coefficients were fit by logistic regression on the ``tune`` scenarios of
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -48,8 +49,13 @@ def terms(query: str, speakers: set[str]) -> set[str]:
 def coverage(wanted: set[str], content: str) -> float:
     if not wanted:
         return 0.0
-    have = {fold(w) for w in _WORD.findall(content.lower())}
-    return len(wanted & have) / len(wanted)
+    return len(wanted & folded_words(content)) / len(wanted)
+
+
+@functools.lru_cache(maxsize=16_384)
+def folded_words(content: str) -> frozenset[str]:
+    """A text's words, folded. Cached: the results of a user's questions repeat."""
+    return frozenset(fold(w) for w in _WORD.findall(content.lower()))
 
 
 def relevance(cover: float, cosine: float, share: float, margin: float,
