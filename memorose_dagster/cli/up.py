@@ -3,8 +3,9 @@
 DAGSTER_HOME lives in the data directory with a ``dagster.yaml`` for one machine: no telemetry,
 runs queued and dequeued every second, two lanes of one run each (the ``memorose/lane`` tag):
 ``fresh`` for the log sensor's ranges of new events, ``backlog`` for a bulk load's chunks,
-re-derivations, schedules and the lake. Within a lane the queue takes the highest
-``dagster/priority`` first, in order of creation. So a fresh event waits for neither the
+re-derivations, schedules and the lake; a backlog run yields the CPU to the rest
+(``pipeline/lanes.py``). Within a lane the queue takes the highest ``dagster/priority`` first,
+in order of creation. So a fresh event waits for neither the
 backlog nor the chunk that is running; runs over disjoint log ranges may overlap, and a step
 leases the users it derives (``node/leases.py``) so that no two write one user's memories at
 once. The daemon evaluates sensors every second (``cli/daemon.py``), and the code server starts
