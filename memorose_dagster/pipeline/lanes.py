@@ -26,7 +26,7 @@ TASKS = Path("/proc/self/task")
 
 def yield_cpu(tags: Mapping[str, str]) -> bool:
     """In a run of the backlog lane (by its ``tags``), every thread of this process gets at
-    least ``BACKLOG_NICE``; threads it starts later inherit it. True if it lowered them.
+    least ``BACKLOG_NICE``; threads it starts later inherit it. True in such a run.
 
     On Linux a nice value belongs to a thread, not to the process: each thread already running
     (the embedder's pool, the client's) is set by its id."""
