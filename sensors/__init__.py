@@ -44,17 +44,10 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.lanes import BACKLOG_LANE, FRESH_LANE, IN_BACKLOG, LANE_TAG
 from memorose_dagster.pipeline.partitions import PARTITIONS, range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
-from sensors.backlog import (
-    BACKLOG_LANE,
-    FRESH_LANE,
-    IN_BACKLOG,
-    LANE_TAG,
-    LogCursor,
-    fresh_tail,
-    next_chunks,
-)
+from sensors.backlog import LogCursor, fresh_tail, next_chunks
 from sensors.lake import audit_job as audit_job
 from sensors.lake import lake_job as lake_job
 from sensors.lake import lake_sensor as lake_sensor

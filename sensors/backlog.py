@@ -12,16 +12,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from memorose_dagster.pipeline.lanes import BACKLOG_LANE as BACKLOG_LANE
-from memorose_dagster.pipeline.lanes import FRESH_LANE as FRESH_LANE
-from memorose_dagster.pipeline.lanes import IN_BACKLOG as IN_BACKLOG
-from memorose_dagster.pipeline.lanes import LANE_TAG as LANE_TAG
 from memorose_dagster.pipeline.partitions import chunk
 from memorose_dagster.pipeline.resources import ClusterResource
-
-# The lane a run queues in (``memorose up``'s dagster.yaml runs one run per lane at a time, see
-# ``pipeline/lanes.py``): a job's runs go in the backlog lane; the log sensor's ranges of new
-# events in the fresh one.
 
 
 @dataclass

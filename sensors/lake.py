@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from memorose_dagster.pipeline import asset_keys as keys
+from memorose_dagster.pipeline.lanes import IN_BACKLOG
 from memorose_dagster.pipeline.resources import ClusterResource
-from sensors.backlog import IN_BACKLOG
 
 LAKE_OP = "memory_lake"
 
