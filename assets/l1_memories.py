@@ -20,6 +20,8 @@ from assets.selection import (
 )
 from memorose_dagster.memory.consolidate import consolidation, is_noise, memories_for
 from memorose_dagster.memory.facts import consolidate_facts
+from memorose_dagster.memory.readings import with_readings
+from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline import asset_keys as keys
 from memorose_dagster.pipeline.partitions import PARTITIONS, LogRange
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
@@ -110,12 +112,14 @@ def derive_users(events: list[dict[str, Any]], cluster: ClusterResource, model: 
     """Each user's memories and the stored ones they retire; the memories whose text is new go
     to ``beside`` to be embedded while the next user is derived."""
     event_ids = {e["event_id"] for e in events}
-    memories, retired = [], []
+    memories, retired, extract = [], [], entity_extractor()
     for (tenant, _), (mine, streams, existing) in read_ahead(
             users_of(events), lambda user: read_user(events, cluster, model, *user)):
         stored = {m["id"]: m for m in existing}
         made, absorbed = derive(model, mine, streams, existing)
-        fresh, merged = [m.to_dict() for m in made], set(absorbed)
+        # The graph's and the insights' reading of each statement, made once, stored with it.
+        fresh = with_readings([m.to_dict() for m in made], extract)
+        merged = set(absorbed)
         kept = {m["id"] for m in fresh} | {m["id"] for m in existing
                                            if not event_ids.issuperset(m["source_event_ids"])}
         retired += [Tombstone(tenant=tenant, target_kind="l1", target_id=old["id"],

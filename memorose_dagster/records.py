@@ -100,6 +100,10 @@ class Memory(Record):
     subject: str = ""      # structured fact (LLM path): who/what, which attribute, its value
     attribute: str = ""
     value: str = ""
+    # the entity extractor's reading of the statement (memory/readings.py): "kind:name" items,
+    # and the extractor and checksum of the text it was read from
+    mentions: list[str] = field(default_factory=list)
+    mentions_by: str = ""
     log_index: int = 0
 
 

@@ -9,7 +9,8 @@ from itertools import combinations
 from typing import Any
 
 from memorose_dagster.ids import stable_id
-from memorose_dagster.memory.consolidate import said_text, speaker_of
+from memorose_dagster.memory import readings
+from memorose_dagster.memory.consolidate import speaker_of
 from memorose_dagster.records import Entity, Relation
 
 Mention = tuple[str, str]  # (name, kind): person, organisation, place, thing; or noun
@@ -73,11 +74,11 @@ def mentions(memories: list[dict[str, Any]], extract: Extract | None,
              speakers: set[str]) -> list[list[Mention]]:
     """The typed entities each memory names. Without an extractor: the memory's stored
     ``entities`` typed by how the text mentions them; with one: the speaker (a person) and the
-    extractor's entities in the memory's own statement."""
+    extractor's entities in the memory's own statement (its stored reading where current)."""
     if extract is None:
         return [[(name, entity_type(name, m["content"], speakers))
                  for name in m.get("entities", [])] for m in memories]
-    found = extract([said_text(m["content"]) for m in memories])
+    found = readings.read(memories, extract)
     out = []
     for memory, said in zip(memories, found, strict=True):
         speaker = speaker_of(memory["content"], "")

@@ -19,7 +19,8 @@ from typing import Any
 
 from memorose_dagster.ids import stable_id
 from memorose_dagster.lexicon import STOPWORDS
-from memorose_dagster.memory.consolidate import own_text, said_text, speaker_of
+from memorose_dagster.memory import readings
+from memorose_dagster.memory.consolidate import own_text, speaker_of
 from memorose_dagster.memory.graph import ENTITY_KINDS, Extract, named
 from memorose_dagster.memory.text import COMMON_WORDS, FILLER_WORDS
 from memorose_dagster.records import Insight
@@ -87,7 +88,7 @@ def derive_insights(memories: list[dict[str, Any]], extract: Extract | None = No
     speakers = {speaker_of(m["content"], "").lower() for m in live} - {""}
     by_topic: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     forms: dict[tuple[str, str, str, str], Counter[str]] = defaultdict(Counter)
-    found = extract([said_text(m["content"]) for m in live]) if extract else [None] * len(live)
+    found = readings.read(live, extract) if extract else [None] * len(live)
     things = {stem(word) for said in found if said for name, kind in said
               if kind in TOPIC_KINDS or kind in ENTITY_KINDS
               for word in (name, *name.split())} if extract else None

@@ -35,8 +35,8 @@ class ClusterResource(dg.ConfigurableResource):
     _client: MemoroseClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if context.dagster_run is not None:  # a run, not a sensor's tick
-            yield_cpu(context.dagster_run.tags)
+        if context.run is not None:  # a run, not a sensor's tick
+            yield_cpu(context.run.tags)
         self._client = MemoroseClient(self.urls, api_key=self.admin_key or None,
                                       timeout=self.timeout)
 
