@@ -6,7 +6,14 @@ from typing import Any
 
 import dagster as dg
 
-from assets.selection import deferred, range_metadata, select_events, users_coming, users_of
+from assets.selection import (
+    deferred,
+    range_metadata,
+    select_events,
+    unchanged,
+    users_coming,
+    users_of,
+)
 from memorose_dagster.memory.graph import build_graph
 from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline import asset_keys as keys
@@ -16,9 +23,11 @@ from memorose_dagster.records import Tombstone
 
 
 def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: ClusterResource,
-                      ) -> tuple[list[dict], list, list, list[dict], int]:
-    """The graph of the range's users (but those a later chunk derives), what it retires and how
-    many users were deferred; committed (the caller holds the users' lease)."""
+                      ) -> tuple[list[dict], list, list, list[dict], int, int]:
+    """The graph of the range's users (but those a later chunk derives), what it retires, how
+    many users were deferred and how many entities and relations changed; committed (the caller
+    holds the users' lease). Most of a user's graph comes out as it was: only what changed is
+    committed."""
     coming, memories, later = users_coming(config, cluster, users_of(events)), [], 0
     stored: list[tuple[str, dict]] = []
     for tenant, user in users_of(events):
@@ -34,8 +43,11 @@ def derive_and_commit(config: LogRange, events: list[dict[str, Any]], cluster: C
     retired = [Tombstone(tenant=old["tenant"], target_kind=kind, target_id=old["id"],
                          reason="no longer named").to_dict()
                for kind, old in stored if (old["tenant"], old["id"]) not in fresh]
-    cluster.commit([e.to_dict() for e in entities] + [r.to_dict() for r in relations] + retired)
-    return memories, entities, relations, retired, later
+    before_by_id = {(old["tenant"], old["id"]): old for _, old in stored}
+    changed = [r for r in (*(e.to_dict() for e in entities), *(r.to_dict() for r in relations))
+               if not unchanged(r, before_by_id.get((r["tenant"], r["id"])))]
+    cluster.commit(changed + retired)
+    return memories, entities, relations, retired, later, len(changed)
 
 
 @dg.asset(key=keys.MEMORY_GRAPH, deps=[keys.L1_MEMORIES], partitions_def=PARTITIONS,
@@ -50,15 +62,15 @@ def memory_graph(context: dg.AssetExecutionContext, config: LogRange,
     started = time.perf_counter()
     events = select_events(context, config, cluster)
     with cluster.leased(context, users_of(events)) as waited:
-        memories, entities, relations, retired, later = derive_and_commit(config, events,
-                                                                           cluster)
+        memories, entities, relations, retired, later, changed = derive_and_commit(
+            config, events, cluster)
     known = {e.id for e in entities} | {m["id"] for m in memories}
     dangling = [r.id for r in relations if r.source not in known or r.target not in known]
     return dg.MaterializeResult(
         metadata={**range_metadata(config, len(memories), len(entities) + len(relations),
                                    time.perf_counter() - started),
                   "entities": len(entities), "relations": len(relations),
-                  "retired": len(retired), "users_deferred": later,
+                  "retired": len(retired), "changed": changed, "users_deferred": later,
                   "lease_wait_s": round(waited, 3)},
         check_results=[dg.AssetCheckResult(check_name=keys.GRAPH_EDGES_RESOLVE,
                                            passed=not dangling,

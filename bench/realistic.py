@@ -16,7 +16,11 @@ filler; seeded):
   store; the derivation row compares the whole store's derivation time with it;
 * retrieve after derivation: one first question per user (it loads the user's vectors into the
   node's memory), then distinct questions with memories (all layers) and over events only
-  (``layers=["L0"]``).
+  (``layers=["L0"]``);
+* at the end, fresh runs: one user's next session ingested and derived in a run of its own (as
+  the fresh lane runs a trickle; no later chunk to defer to, so the run derives the user's graph
+  and insights over the whole history), for 5 users, each with an empty entity cache as a run
+  of ``memorose up`` starts with.
 
 ``--big`` does it again after growing the store to 100k events (the 90k new events derived the
 same way), so the table shows whether derivation and retrieve scale with the new work or with
@@ -62,6 +66,7 @@ from ingest_retrieve import (
 )
 
 from assets import ALL_ASSETS
+from memorose_dagster.models.ner import entity_extractor
 from memorose_dagster.pipeline.asset_keys import MEMORY_ASSETS
 from memorose_dagster.pipeline.partitions import range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
@@ -69,6 +74,8 @@ from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
 TOP_K = 10
 WARMUP = 5
 BOUND_SAMPLE = 4000  # texts embedded for the bound; the rate is scaled to all of them
+FRESH_USERS = 5  # fresh runs at the end: one user's next session each
+FRESH_EVENTS = 400  # enough of the history past the last stage for their sessions
 ASSET_NAMES = [key.to_python_identifier() for key in MEMORY_ASSETS]
 MEMORY_JOB_ASSETS = [a for a in ALL_ASSETS if a.key in MEMORY_ASSETS]
 
@@ -77,8 +84,9 @@ class Realistic:
     def __init__(self, node: NodeProcess, args: argparse.Namespace):
         self.node, self.args = node, args
         self.client = httpx.Client(base_url=node.url, timeout=REQUEST_TIMEOUT)
-        self.history = History(args.big_events if args.big else args.events, args.users,
-                               args.seed)
+        size = args.big_events if args.big else args.events
+        # The events past the last stage are the next sessions: the fresh runs' new work.
+        self.history = History(size + FRESH_EVENTS, args.users, args.seed)
         self.events = self.history.events()
         self.stored = 0
         self.batches: list[tuple[int, int]] = []  # (log index, events) of every ingest batch
@@ -187,6 +195,47 @@ class Realistic:
         rows.append(Row("  dagster + wait", events, other, f"{other / settled:.0%} of settled",
                         "run start, steps, checks, index wait"))
         return rows
+
+    def fresh_runs(self) -> list[Row]:
+        """A user's next session, ingested and derived in a run of its own, as the log sensor's
+        fresh lane runs a trickle, for ``FRESH_USERS`` users: over the whole store, a run
+        derives the user's graph and insights over the user's whole history. Each run starts
+        with an empty entity cache, as a run of ``memorose up`` does (a process of its own)."""
+        sessions: dict[str, list[dict[str, Any]]] = {}
+        for event in self.events[self.stored:]:
+            if event["user_id"] in sessions or len(sessions) < FRESH_USERS:
+                session = sessions.setdefault(event["user_id"], [])
+                if not session or session[0]["stream_id"] == event["stream_id"]:
+                    session.append(event)
+        runs, steps = [], dict.fromkeys(ASSET_NAMES, 0.0)
+        for session in sessions.values():
+            after = self.client.get("/api/v1/cluster/status").json()["applied_index"]
+            until = post(self.client, "/api/v1/events/batch", {"events": session}, 201)[
+                "log_index"]
+            entity_extractor()._cache.clear()  # noqa: SLF001 - a run's new process has none
+            started = time.perf_counter()
+            result = dg.materialize(
+                MEMORY_JOB_ASSETS, raise_on_error=False,
+                resources={"cluster": ClusterResource(urls=self.node.url,
+                                                      timeout=REQUEST_TIMEOUT),
+                           "model": ModelResource()},
+                partition_key=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+                run_config={**range_run_config(after, until),
+                            "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            runs.append(time.perf_counter() - started)
+            check_run(result)
+            for name in ASSET_NAMES:
+                (mat,) = result.asset_materializations_for_node(name)
+                steps[name] += float(mat.metadata["seconds"].value) / len(sessions)
+            progress(f"  fresh run {len(runs)}/{len(sessions)}: {len(session)} events, "
+                     f"{runs[-1]:.1f}s")
+        self.wait_indexed()
+        p50, = percentiles(runs, (50,))
+        per_step = " / ".join(f"{steps[name]:.2f}" for name in ASSET_NAMES)
+        return [Row(f"fresh run @{self.stored:,}: one user's next session", len(runs),
+                    sum(runs), f"p50 {p50:.2f} / max {max(runs):.2f} s",
+                    f"a run each, entity cache empty; mean s events / memories / graph / "
+                    f"insights {per_step}")]
 
     def wait_indexed(self, deadline_s: float = 600.0) -> float:
         started = time.perf_counter()
@@ -358,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench.stage(args.events, first=True)
             if args.big:
                 rows += bench.stage(args.big_events, first=False)
+            progress("fresh runs")
+            rows += bench.fresh_runs()
     except (BenchError, httpx.HTTPError) as exc:
         failed = exc
     finally:

@@ -74,6 +74,8 @@ def test_unchanged_records_are_neither_committed_nor_embedded_again(node):
     again = run(node, first, second)  # a rerun of the same range: nothing is new
     assert meta(again, "l1_memories", "embedded") == 0
     assert meta(again, "l2_insights", "changed") == 0
+    assert meta(again, "memory_graph", "changed") == 0
+    assert meta(again, "memory_graph", "records_out") > 0, "the graph is derived, not committed"
     for kind in ("l1", "l2"):
         for record in node.user_records(kind, "default", "user_1"):
             assert node.store.get(keys.vector("default", record["id"])) is not None, record

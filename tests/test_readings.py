@@ -72,7 +72,10 @@ def test_graph_and_insights_from_stored_readings_equal_those_read_again(node):
 def test_a_reading_of_another_text_or_by_another_extractor_is_read_again(node):
     derive_all(node)
     memories = node.user_records("l1", "default", "user_1")
-    changed = {**memories[0], "content": memories[0]["content"] + " Also Lisbon."}
+    said = said_text(memories[0]["content"])
+    changed = {**memories[0], "content": memories[0]["content"].replace(
+        said, said + " Also Lisbon.", 1)}
+    assert said_text(changed["content"]) == said + " Also Lisbon."
     other = {**memories[1], "mentions_by": "another-model" + memories[1]["mentions_by"][-9:]}
     counting = Counting()
     found = read([changed, other, *memories[2:]], counting)
