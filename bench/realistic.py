@@ -152,16 +152,9 @@ class Realistic:
             if self.profile is not None:
                 self.profile.enable()
             try:
-                result = dg.materialize(
-                    MEMORY_JOB_ASSETS, raise_on_error=False,
-                    resources={"cluster": ClusterResource(urls=self.node.url,
-                                                          timeout=REQUEST_TIMEOUT),
-                               "model": ModelResource()},
-                    partition_key=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-                    # A backlog's chunks, as the log sensor requests a bulk load's: the
-                    # graph and insights of a user with more to come wait for a later chunk.
-                    run_config={**range_run_config(after, until, horizon=ranges[-1][1]),
-                                "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+                # A backlog's chunks, as the log sensor requests a bulk load's: the graph
+                # and insights of a user with more to come wait for a later chunk.
+                result = self.materialize(after, until, horizon=ranges[-1][1])
             finally:
                 if self.profile is not None:
                     self.profile.disable()
@@ -196,6 +189,17 @@ class Realistic:
                         "run start, steps, checks, index wait"))
         return rows
 
+    def materialize(self, after: int, until: int, horizon: int = 0,
+                    ) -> dg.ExecuteInProcessResult:
+        """One run of the memory assets over the log range (after, until], in this process."""
+        return dg.materialize(
+            MEMORY_JOB_ASSETS, raise_on_error=False,
+            resources={"cluster": ClusterResource(urls=self.node.url, timeout=REQUEST_TIMEOUT),
+                       "model": ModelResource()},
+            partition_key=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+            run_config={**range_run_config(after, until, horizon=horizon),
+                        "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+
     def fresh_runs(self) -> list[Row]:
         """A user's next session, ingested and derived in a run of its own, as the log sensor's
         fresh lane runs a trickle, for ``FRESH_USERS`` users: over the whole store, a run
@@ -214,14 +218,7 @@ class Realistic:
                 "log_index"]
             entity_extractor()._cache.clear()  # noqa: SLF001 - a run's new process has none
             started = time.perf_counter()
-            result = dg.materialize(
-                MEMORY_JOB_ASSETS, raise_on_error=False,
-                resources={"cluster": ClusterResource(urls=self.node.url,
-                                                      timeout=REQUEST_TIMEOUT),
-                           "model": ModelResource()},
-                partition_key=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-                run_config={**range_run_config(after, until),
-                            "loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+            result = self.materialize(after, until)
             runs.append(time.perf_counter() - started)
             check_run(result)
             for name in ASSET_NAMES:
