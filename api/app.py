@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from starlette.routing import Route
 from api import (
     admission,
     audit_routes,
+    batches,
     cluster_routes,
     graph_routes,
     handlers,
@@ -50,6 +52,9 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         own = node is None
         app.state.node = node or Node(settings)
         app.state.node.wait_ready()
+        if own:  # the workers start beside the node, not with its first large batch
+            threading.Thread(target=app.state.ingest.start, name="memorose-ingest-start",
+                             daemon=True).start()
         if own:  # the process serves this node alone (``memorose serve``), not an embedding app
             # What the start loaded (models, indexes, caches) lives as long as the process: out
             # of the collector's reach, a full collection no longer walks it (one took 93 ms of
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             async with mcp_running(app):
                 yield
         finally:
+            app.state.ingest.close()
             if own:
                 app.state.node.close()
 
@@ -104,4 +110,6 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     )
     app.state.settings = settings
     app.state.load = load
+    app.state.ingest = batches.IngestPool(
+        batches.default_workers() if settings.ingest_workers is None else settings.ingest_workers)
     return app

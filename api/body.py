@@ -134,37 +134,49 @@ def _check_value(value: Any, path: str, depth: int) -> None:
         raise InvalidInput(f"{where}: integers must be within -2**63..2**64-1", field=path)
 
 
-async def _text(request: Request, limit: int) -> str:
-    """The body as text, decoded as ``json.loads`` decodes bytes (UTF-8, -16 or -32, lone
-    surrogates passed on to be refused by path). One buffer, no list of chunks to join, and the
-    bytes are gone before parsing: a body costs its text and its parsed value at the peak, not
-    also two copies of its bytes (8 MB: 34 MB -> 17 MB)."""
+async def read_raw(request: Request) -> bytearray:
+    """The body's bytes: 415 for a non-JSON type, 413 over the limit (declared or read). One
+    buffer, no list of chunks to join."""
+    _check_media_type(request)
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
     raw = bytearray()
     async for chunk in request.stream():
         if len(raw) + len(chunk) > limit:
             raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
         raw += chunk
+    return raw
+
+
+def decode(raw: bytes | bytearray) -> str:
+    """The body as text, decoded as ``json.loads`` decodes bytes (UTF-8, -16 or -32, lone
+    surrogates passed on to be refused by path)."""
     try:
         return raw.decode(json.detect_encoding(raw), "surrogatepass")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"malformed JSON: {exc}", field="") from exc
 
 
-async def read_body(request: Request, model: type[M]) -> M:
-    """The body as ``model``: 415 for a non-JSON type, 413 over the limit, 400 for the rest."""
-    _check_media_type(request)
-    limit = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body over the {limit}-byte limit", limit=limit)
-    text = await _text(request, limit)
+def parse_object(text: str) -> dict[str, Any]:
+    """A body's text as a JSON object the store can carry, or InvalidInput naming what not."""
     numbers = _Numbers()
     suspect = bool(_ESCAPED_SURROGATE.search(text)
                    or (not text.isascii() and _SURROGATE.search(text)))
     data = _parse(text, numbers)
-    del text  # what the body costs at the peak: its text while it is parsed, then its value
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object", field="")
     if suspect or numbers.suspect or _depth(data) > MAX_DEPTH:
         _check_value(data, "", 1)
+    return data
+
+
+async def read_body(request: Request, model: type[M]) -> M:
+    """The body as ``model``: 415 for a non-JSON type, 413 over the limit, 400 for the rest.
+    The bytes are gone before parsing, the text once parsed: a body costs its text and its
+    parsed value at the peak, not also two copies of its bytes (8 MB: 34 MB -> 17 MB)."""
+    text = decode(await read_raw(request))
+    data = parse_object(text)
+    del text
     return model.model_validate(data)

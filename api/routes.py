@@ -10,88 +10,59 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
-from api.body import read_body
+from api.batches import SAME_EVENT, event_record, make_event
+from api.body import read_body, read_raw
 from api.params import path_id, query_id, query_ids
-from api.schemas import CandidatesIn, CommitIn, EventBatchIn, EventIn, RetrieveIn, UsersIn
+from api.schemas import CandidatesIn, CommitIn, EventIn, RetrieveIn, UsersIn
 from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_ids
 from memorose_dagster.node.node import Node
-from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, Event
+from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES
 
 
 def node_of(request: Request) -> Node:
     return request.app.state.node
 
 
-def _event(tenant: str, body: EventIn, field: str, limit: int, now: float,
-           made_id: str | None) -> Event:
-    if len(body.content) > limit:
-        raise InvalidInput(f"{field}content: longer than {limit} characters",
-                           field=f"{field}content")
-    return Event(event_id=body.event_id or made_id, tenant=tenant, user_id=body.user_id,
-                 stream_id=body.stream_id, content=body.content,
-                 timestamp=body.timestamp.timestamp() if body.timestamp else now,
-                 content_type=body.content_type, metadata=body.metadata)
-
-
-def _events(request: Request, tenant: str, bodies: list[EventIn], fields: list[str],
-            ) -> list[Event]:
-    """The events of one request, received at one time: to the microsecond, as a sent
-    timestamp can say it (an exported event imported elsewhere keeps exactly this value).
-    Ids for those sent without one are made together (``new_ids``)."""
-    limit = request.app.state.settings.max_content_chars
-    now = round(time.time(), 6)
-    made = iter(new_ids(sum(1 for b in bodies if b.event_id is None), int(now * 1000)))
-    return [_event(tenant, body, field, limit, now,
-                   next(made) if body.event_id is None else None)
-            for body, field in zip(bodies, fields, strict=True)]
-
-
-SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
-
-
-def _resent(node: Node, events: list[Event], bodies: list[EventIn], fields: list[str]) -> None:
+def _resent(node: Node, sent: list[tuple[int, dict[str, Any]]], prefix: str) -> None:
     """A client-chosen id already stored is a resend: fine when it is the same event (nothing
     new is written), a 409 when the id holds another one. Ids the node made are new."""
-    for event, body, field in zip(events, bodies, fields, strict=True):
-        if body.event_id is None:
-            continue
-        stored = node.find_event(event.tenant, event.event_id)
-        if stored is not None and any(stored[k] != getattr(event, k) for k in SAME_EVENT):
-            raise Conflict(f"{field}event_id: {event.event_id} is already stored with "
-                           f"another user, stream, content or metadata", field=f"{field}event_id")
+    for i, event in sent:
+        stored = node.find_event(event["tenant"], event["event_id"])
+        if stored is not None and any(stored[k] != event[k] for k in SAME_EVENT):
+            field = f"{prefix}{i}.event_id" if prefix else "event_id"
+            raise Conflict(f"{field}: {event['event_id']} is already stored with another "
+                           f"user, stream, content or metadata", field=field)
 
 
 async def ingest_event(request: Request) -> JSONResponse:
     tenant = tenant_of(request)
     body = await read_body(request, EventIn)
-    event = _events(request, tenant, [body], [""])[0]
-    _resent(node_of(request), [event], [body], [""])
+    now = round(time.time(), 6)
+    made = None if body.event_id else new_ids(1, int(now * 1000))[0]
+    event = make_event(tenant, body, "", request.app.state.settings.max_content_chars, now,
+                       made)
     del body  # the event holds what the commit needs
-    index = await run_in_threadpool(node_of(request).ingest, [event])
+    record = event_record(event)
+    if made is None:
+        _resent(node_of(request), [(0, record)], "")
+    index = await run_in_threadpool(node_of(request).ingest_records, [record])
     return JSONResponse({"event_id": event.event_id, "log_index": index}, status_code=201)
 
 
-def _batch(request: Request, tenant: str, body: EventBatchIn) -> list[Event]:
-    limit = request.app.state.settings.max_batch
-    if len(body.events) > limit:
-        raise InvalidInput(f"events: {len(body.events)} events, over the batch limit of {limit}",
-                           field="events", limit=limit)
-    fields = [f"events.{i}." for i in range(len(body.events))]
-    events = _events(request, tenant, body.events, fields)
-    if len({e.event_id for e in events}) < len(events):
-        raise InvalidInput("events: the same event_id twice in one batch", field="events")
-    _resent(node_of(request), events, body.events, fields)
-    return events
-
-
 async def ingest_batch(request: Request) -> JSONResponse:
+    """The body is read into its log command in an ingest worker when it is large
+    (``api.batches``); the events' receive time and the ids the node makes come from here."""
     tenant = tenant_of(request)
-    # Only the events are held while the commit is awaited, not the request's body as well.
-    events = _batch(request, tenant, await read_body(request, EventBatchIn))
-    index = await run_in_threadpool(node_of(request).ingest, events)
-    return JSONResponse({"event_ids": [e.event_id for e in events], "log_index": index},
-                        status_code=201)
+    settings = request.app.state.settings
+    now = round(time.time(), 6)  # one receive time, to the microsecond, for every event
+    prepared = await request.app.state.ingest.prepare(
+        await read_raw(request), tenant, now, settings.max_batch, settings.max_content_chars)
+    _resent(node_of(request), prepared.sent, "events.")
+    payload, ids = prepared.command(int(now * 1000))
+    del prepared  # only the command is held while the commit is awaited
+    index = await run_in_threadpool(node_of(request).ingest_command, payload, ids)
+    return JSONResponse({"event_ids": ids, "log_index": index}, status_code=201)
 
 
 async def _consistent(request: Request, wanted: bool) -> None:

@@ -64,6 +64,9 @@ class Settings:
     max_inflight_bytes: int = 32 * 1024 * 1024  # request body bytes held by those requests
     max_pending_commits: int = 8           # writes waiting on the Raft log
     admission_wait: float = 0.1            # seconds a request may wait for room before the 503
+    # Processes that read large batch bodies into their log command (api/batches.py), off the
+    # event loop and the interpreter lock; None: one per core past the first, at most 4; 0: none.
+    ingest_workers: int | None = None
 
     @classmethod
     def from_env(cls, check: bool = True, **overrides: object) -> Settings:
@@ -93,6 +96,7 @@ class Settings:
             max_inflight_bytes=int(_env("MAX_INFLIGHT_BYTES", str(cls.max_inflight_bytes))),
             max_pending_commits=int(_env("MAX_PENDING_COMMITS", str(cls.max_pending_commits))),
             admission_wait=float(_env("ADMISSION_WAIT", str(cls.admission_wait))),
+            ingest_workers=_optional_int(_env("INGEST_WORKERS", "")),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         if check:

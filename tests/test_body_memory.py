@@ -10,6 +10,7 @@ import tracemalloc
 
 from starlette.requests import Request
 
+from api.batches import OFFLOAD_BYTES
 from api.body import read_body
 from api.schemas import EventBatchIn, EventIn
 
@@ -56,16 +57,22 @@ def test_reading_a_body_costs_its_text_and_its_value_not_more(client):
 
 
 def test_a_write_waiting_on_its_commit_holds_no_parsed_body(client, node, monkeypatch):
+    """Read in this process (3 events, under ``OFFLOAD_BYTES``) or in an ingest worker (12):
+    either way only the command is held while the commit is awaited."""
     alive: list[int] = []
-    ingest = node.ingest
 
-    def counting_ingest(events):
-        gc.collect()
-        alive.append(sum(isinstance(o, EventIn | EventBatchIn) for o in gc.get_objects()))
-        return ingest(events)
+    def counting(method):
+        def counted(*args):
+            gc.collect()
+            alive.append(sum(isinstance(o, EventIn | EventBatchIn) for o in gc.get_objects()))
+            return method(*args)
+        return counted
 
-    monkeypatch.setattr(node, "ingest", counting_ingest)
-    assert client.post("/api/v1/events/batch", content=batch(3)).status_code == 201
+    monkeypatch.setattr(node, "ingest_command", counting(node.ingest_command))
+    monkeypatch.setattr(node, "ingest_records", counting(node.ingest_records))
+    assert len(batch(3)) < OFFLOAD_BYTES < len(batch(12))
+    for events in (3, 12):
+        assert client.post("/api/v1/events/batch", content=batch(events)).status_code == 201
     assert client.post("/api/v1/events", json={"user_id": "u1", "stream_id": "s1",
                                                "content": "one"}).status_code == 201
-    assert alive == [0, 0]
+    assert alive == [0, 0, 0]

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObjException
@@ -121,15 +122,19 @@ class Node:
         cannot apply is InvalidInput naming ``{label}.{i}.{field}``; an event id stored with
         another event makes the whole command a Conflict. Either way nothing of it is applied.
         """
+        return self._submit(pack(records), commits.retry_safe(records),
+                            lambda i: records[i]["event_id"], wait_indexed, label)
+
+    def _submit(self, payload: bytes, retry_ambiguous: bool, event_id: Callable[[int], str],
+                wait_indexed: bool, label: str) -> int:
         self.storage.check_writable()  # a full disk answers now, and nothing is proposed
         timeout = self.settings.commit_timeout
-        payload = pack(records)
         outcome = commits.commit(self.log, lambda left: self._propose(payload, left), timeout,
-                                 retry_ambiguous=commits.retry_safe(records))
+                                 retry_ambiguous=retry_ambiguous)
         index = outcome["log_index"]
         if outcome["clashes"]:
             i = outcome["clashes"][0]
-            raise Conflict(f"events.{i}.event_id: {records[i]['event_id']} is already stored "
+            raise Conflict(f"events.{i}.event_id: {event_id(i)} is already stored "
                            "with another user, stream, content or metadata",
                            field=f"events.{i}.event_id", log_index=index)
         if outcome["rejected"]:
@@ -163,8 +168,17 @@ class Node:
     def ingest(self, events: list[Event]) -> int:
         # Field by field, not dataclasses.asdict (a deep copy): a fifth of the cost of a batch
         # before the state machine. Same dict, same bytes.
-        return self.submit([{**{name: getattr(event, name) for name in EVENT_FIELDS},
-                             "kind": Event.kind} for event in events], label="events")
+        return self.ingest_records([{**{name: getattr(event, name) for name in EVENT_FIELDS},
+                                     "kind": Event.kind} for event in events])
+
+    def ingest_records(self, records: list[dict[str, Any]]) -> int:
+        """Events as their log command carries them (``kind`` "event")."""
+        return self.submit(records, label="events")
+
+    def ingest_command(self, payload: bytes, event_ids: list[str]) -> int:
+        """Events already packed as their log command (``api.batches``: read in an ingest
+        worker); the state machine checks every record as it does any command's."""
+        return self._submit(payload, True, event_ids.__getitem__, True, "events")
 
     def commit_derived(self, raw: list[dict[str, Any]]) -> int:
         """Pipeline: commit derived records (as JSON: vector values base64) as one command.
