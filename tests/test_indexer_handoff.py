@@ -208,3 +208,24 @@ def test_a_snapshot_install_drops_what_was_handed_over(tmp_path, store):
     live.notify(store.applied_index)  # what a snapshot install calls
     assert live.held == 0
     compare(tmp_path, store, live, scenario)
+
+
+def test_a_crash_between_the_index_commit_and_the_watermark_leaves_no_twin(tmp_path, store):
+    """Handed-over events are indexed without first deleting a document of the same id (they
+    are new to the store). Read back after a crash that kept the index but not its
+    watermark, the same events are indexed again, and replace what is there."""
+    scenario = Scenario(8)
+    first = make_indexer(tmp_path, "live", store)
+    for _ in range(20):
+        apply(store, first, scenario.command())
+    first.catch_up()
+    mark = first.indexed
+    for _ in range(20):
+        apply(store, first, scenario.command())
+    first.catch_up()
+    first.fulltext.close()
+    (tmp_path / "live.mark").write_text(str(mark))  # the watermark of before the last commits
+    again = make_indexer(tmp_path, "live", store)
+    for _ in range(20):
+        apply(store, again, scenario.command())
+    compare(tmp_path, store, again, scenario)

@@ -81,15 +81,26 @@ class FullTextIndex:
         self._writer = self._index.writer(writer_heap, 1)
         self._lock = threading.Lock()
 
-    def upsert(self, docs: list[TextDoc]) -> None:
+    def upsert(self, docs: list[TextDoc], new: frozenset[tuple[str, str]] = frozenset(),
+               ) -> None:
+        """Index ``docs``, replacing any document of the same (tenant, id) except for those in
+        ``new``, known to have none: a delete is applied at commit against every segment, and
+        skipping it for fresh events took a fifth off a commit of 500."""
         with self._lock:
             for doc in docs:
                 key = doc_key(doc.tenant, doc.id)
-                self._writer.delete_documents_by_term("key", key)
-                self._writer.add_document(tantivy.Document(
-                    key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
-                    stream_id=doc.stream_id, layer=doc.layer, text=doc.text,
-                    context=doc.context))
+                if (doc.tenant, doc.id) not in new:
+                    self._writer.delete_documents_by_term("key", key)
+                if doc.context:
+                    document = tantivy.Document(
+                        key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
+                        stream_id=doc.stream_id, layer=doc.layer, text=doc.text,
+                        context=doc.context)
+                else:
+                    document = tantivy.Document(
+                        key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
+                        stream_id=doc.stream_id, layer=doc.layer, text=doc.text)
+                self._writer.add_document(document)
 
     def delete(self, keys: list[tuple[str, str]]) -> None:
         """Drop the documents of these (tenant, id) pairs."""

@@ -176,6 +176,10 @@ class Indexer:
         # good, not retried.
         docs: dict[tuple[str, str], TextDoc | None] = {}
         rows: dict[tuple[str, str], VectorRow | None] = {}
+        # Events the state machine just applied are new to the store (a resent or forgotten
+        # id is not applied again), so no document of theirs is indexed yet: nothing to
+        # replace. Read back from the log (after a restart) they may be.
+        new: set[tuple[str, str]] = set()
         for index, records in entries:
             for stored in records:
                 if isinstance(stored, dict) and stored.get("kind") in NOT_INDEXED:
@@ -191,6 +195,8 @@ class Indexer:
                     docs[record["tenant"], rid] = TextDoc(
                         rid, record["tenant"], record["user_id"], record.get("stream_id", ""),
                         LAYER_OF_KIND[kind], record["content"], record.get("context", ""))
+                    if checked and kind == "event":
+                        new.add((record["tenant"], rid))
                 elif kind == "vector":
                     row = self._vector_row(index, record)
                     if row is not None:
@@ -198,7 +204,7 @@ class Indexer:
                 elif kind == "tombstone":
                     docs[record["tenant"], record["target_id"]] = None
                     rows[record["tenant"], record["target_id"]] = None
-        self.fulltext.upsert([d for d in docs.values() if d is not None])
+        self.fulltext.upsert([d for d in docs.values() if d is not None], frozenset(new))
         self.fulltext.delete([key for key, d in docs.items() if d is None])
         self.fulltext.commit()
         self.vectors.upsert([r for r in rows.values() if r is not None])
