@@ -277,9 +277,10 @@ class IngestPool:
 
     async def prepare(self, raw: bytearray, tenant: str, now: float, max_batch: int,
                       max_content: int) -> Prepared:
-        request = (bytes(raw), tenant, now, max_batch, max_content)
-        answer = (await run_in_threadpool(self._call, request)
-                  if len(raw) >= OFFLOAD_BYTES and self.workers > 0 else None)
+        answer = None
+        if len(raw) >= OFFLOAD_BYTES and self.workers > 0:
+            answer = await run_in_threadpool(
+                self._call, (bytes(raw), tenant, now, max_batch, max_content))
         if isinstance(answer, Prepared):
             return answer
         if isinstance(answer, tuple) and answer[0] == "refused":
