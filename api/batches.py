@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -202,47 +203,82 @@ class _Worker:
 
 
 class IngestPool:
-    """Worker processes that prepare large batch bodies (``worker_main``, started
-    with the node's interpreter; a request's bytes go down a pipe and its command comes back).
-    A worker that died is replaced, and the batch that met it is prepared in this process."""
+    """Worker processes that prepare large batch bodies (``worker_main``, started with the
+    node's interpreter; a request's bytes go down a pipe and its command comes back). Workers
+    start in the background; until one has answered, batches are read in the node's process,
+    so no request waits for a worker's start. A worker that died is replaced the same way, and
+    the batch that met it is read in the node's process."""
 
     def __init__(self, workers: int):
         self.workers = workers
+        self.offloaded = 0  # batches a worker read
         self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._all: list[_Worker] = []
+        self._ready: list[_Worker] = []  # answering, idle or busy
+        self._starting = 0
         self._lock = threading.Lock()
         self._closed = False
+
+    def _fill(self) -> None:
+        """Start, in the background, the workers that are missing."""
+        with self._lock:
+            missing = 0 if self._closed else self.workers - len(self._ready) - self._starting
+            self._starting += max(0, missing)
+        for _ in range(missing):
+            threading.Thread(target=self._start_one, name="memorose-ingest-worker-start",
+                             daemon=True).start()
+
+    def _start_one(self) -> None:
+        worker: _Worker | None = None
+        try:
+            worker = _Worker()
+            worker.call(None)  # answers once its imports are done
+        except (OSError, EOFError, pickle.UnpicklingError):
+            log.warning("an ingest worker did not start; batches are read in the node's "
+                        "process")
+            if worker is not None:
+                worker.process.kill()  # ours
+                worker.stop()
+            worker = None
+        with self._lock:
+            self._starting -= 1
+            if worker is not None and not self._closed:
+                self._ready.append(worker)
+                self._idle.put(worker)
+                return
+        if worker is not None:
+            worker.stop()
 
     def _take(self) -> _Worker | None:
         while True:
             with self._lock:
                 if self._closed or self.workers <= 0:
                     return None
-                if self._idle.empty() and len(self._all) < self.workers:
-                    worker = _Worker()
-                    self._all.append(worker)
-                    return worker
+                ready = len(self._ready)
+            if not ready:
+                self._fill()
+                return None
             try:
-                return self._idle.get(timeout=0.5)
+                return self._idle.get(timeout=0.5)  # every worker busy: wait for one
             except queue.Empty:
-                continue  # look again: closed, or a dead worker's place is free
+                continue  # look again: closed meanwhile, or the workers died
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:
-            if self._closed:
-                worker.stop()
+            if not self._closed:
+                self._idle.put(worker)
                 return
-        self._idle.put(worker)
+        worker.stop()
 
     def _drop(self, worker: _Worker) -> None:
         with self._lock:
-            if worker in self._all:
-                self._all.remove(worker)
+            if worker in self._ready:
+                self._ready.remove(worker)
         worker.process.kill()  # ours; gone already, or it answered nonsense
         worker.stop()
+        self._fill()
 
-    def _call(self, request: tuple | None) -> Any:
-        """A worker's answer, or None when there is no worker (or it died meanwhile)."""
+    def _call(self, request: tuple) -> Any:
+        """A worker's answer, or None when no worker is ready (or it died meanwhile)."""
         worker = self._take()
         if worker is None:
             return None
@@ -255,25 +291,24 @@ class IngestPool:
             self._drop(worker)
             return None
         self._give_back(worker)
+        self.offloaded += 1
         return answer
 
-    def start(self) -> list[int]:
-        """Start every worker now (so a node's start pays for them, not its first large
-        batch); returns their pids."""
-        workers = [w for w in (self._take() for _ in range(self.workers)) if w is not None]
-        pids = []
-        for worker in workers:
-            try:
-                pids.append(worker.call(None))
-            except (OSError, EOFError):
-                self._drop(worker)
-                continue
-            self._give_back(worker)
-        return sorted(pids)
+    def start(self, timeout: float = 30.0) -> list[int]:
+        """Start the workers and wait until they answer (a node's start pays for them, not
+        its first large batches); returns their pids."""
+        self._fill()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._closed or (self._starting == 0):
+                    break
+            time.sleep(0.02)
+        return self.pids()
 
     def pids(self) -> list[int]:
         with self._lock:
-            return sorted(w.process.pid for w in self._all)
+            return sorted(w.process.pid for w in self._ready)
 
     async def prepare(self, raw: bytearray, tenant: str, now: float, max_batch: int,
                       max_content: int) -> Prepared:
@@ -291,7 +326,7 @@ class IngestPool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            workers, self._all = self._all, []
+            workers, self._ready = self._ready, []
         for worker in workers:
             worker.stop()
 

@@ -7,9 +7,12 @@ import asyncio
 import gc
 import json
 import tracemalloc
+from dataclasses import replace
 
 from starlette.requests import Request
+from starlette.testclient import TestClient
 
+from api import create_app
 from api.batches import OFFLOAD_BYTES
 from api.body import read_body
 from api.schemas import EventBatchIn, EventIn
@@ -56,7 +59,7 @@ def test_reading_a_body_costs_its_text_and_its_value_not_more(client):
     assert peak < 2.5 * len(raw), f"peak {peak / len(raw):.2f}x the body"
 
 
-def test_a_write_waiting_on_its_commit_holds_no_parsed_body(client, node, monkeypatch):
+def test_a_write_waiting_on_its_commit_holds_no_parsed_body(node, monkeypatch):
     """Read in this process (3 events, under ``OFFLOAD_BYTES``) or in an ingest worker (12):
     either way only the command is held while the commit is awaited."""
     alive: list[int] = []
@@ -71,8 +74,12 @@ def test_a_write_waiting_on_its_commit_holds_no_parsed_body(client, node, monkey
     monkeypatch.setattr(node, "ingest_command", counting(node.ingest_command))
     monkeypatch.setattr(node, "ingest_records", counting(node.ingest_records))
     assert len(batch(3)) < OFFLOAD_BYTES < len(batch(12))
-    for events in (3, 12):
-        assert client.post("/api/v1/events/batch", content=batch(events)).status_code == 201
-    assert client.post("/api/v1/events", json={"user_id": "u1", "stream_id": "s1",
-                                               "content": "one"}).status_code == 201
+    with TestClient(create_app(replace(node.settings, ingest_workers=1), node)) as client:
+        pool = client.app.state.ingest
+        assert pool.start(), "an ingest worker answers"
+        for events in (3, 12):
+            assert client.post("/api/v1/events/batch", content=batch(events)).status_code == 201
+        assert client.post("/api/v1/events", json={"user_id": "u1", "stream_id": "s1",
+                                                   "content": "one"}).status_code == 201
     assert alive == [0, 0, 0]
+    assert pool.offloaded == 1

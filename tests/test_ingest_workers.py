@@ -17,6 +17,7 @@ from api.batches import OFFLOAD_BYTES, event_record, prepare
 from api.schemas import EventBatchIn
 from memorose_dagster.ids import id_time_ms
 from memorose_dagster.records import Event, pack
+from tests.conftest import wait_until
 
 NOW = 1_767_225_600.123456  # 2026-01-01, a receive time with microseconds
 
@@ -143,5 +144,21 @@ def test_a_dead_worker_loses_no_batch(apps, node):
         made += resp.json()["event_ids"]
     assert all(node.get_event("default", i) for i in made)
     assert made == sorted(made)  # one source of ids, in the order made
-    assert pool.pids() and pid not in pool.pids()  # a new worker took over
+    wait_until(lambda: pool.pids(), what="a new worker")  # started in the background
+    assert pid not in pool.pids()
+    read = pool.offloaded
+    assert offload.post("/api/v1/events/batch", content=big(conversation(150))).status_code == 201
+    assert pool.offloaded == read + 1  # and it reads the next batch
 
+
+def test_no_batch_waits_for_a_starting_worker(apps):
+    """Until a worker answers, batches are read in the node's process; the first large one
+    starts the workers in the background."""
+    offload, _ = apps
+    pool = offload.app.state.ingest
+    assert pool.pids() == [] and pool.offloaded == 0
+    assert offload.post("/api/v1/events/batch", content=big(conversation(150))).status_code == 201
+    assert pool.offloaded == 0
+    wait_until(lambda: pool.pids(), what="the worker to answer")
+    assert offload.post("/api/v1/events/batch", content=big(conversation(150))).status_code == 201
+    assert pool.offloaded == 1
