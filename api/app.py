@@ -111,5 +111,6 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     app.state.settings = settings
     app.state.load = load
     app.state.ingest = batches.IngestPool(
-        batches.default_workers() if settings.ingest_workers is None else settings.ingest_workers)
+        batches.default_workers() if settings.ingest_workers is None else settings.ingest_workers,
+        timeout=settings.commit_timeout)
     return app

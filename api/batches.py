@@ -209,8 +209,9 @@ class IngestPool:
     so no request waits for a worker's start. A worker that died is replaced the same way, and
     the batch that met it is read in the node's process."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, timeout: float = 10.0):
         self.workers = workers
+        self.timeout = timeout  # a worker that has not answered by then is killed
         self.offloaded = 0  # batches a worker read
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._ready: list[_Worker] = []  # answering, idle or busy
@@ -282,14 +283,20 @@ class IngestPool:
         worker = self._take()
         if worker is None:
             return None
+        # A worker that hangs is killed, and so met as one that died: its pipe closes.
+        watchdog = threading.Timer(self.timeout, worker.process.kill)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             answer = worker.call(request)
         except (OSError, EOFError, pickle.UnpicklingError):
-            log.warning("ingest worker %d died (exit code %s); starting another, and reading "
-                        "this batch in the node's process", worker.process.pid,
-                        worker.process.poll())
+            log.warning("ingest worker %d died or did not answer within %.0f s (exit code "
+                        "%s); starting another, and reading this batch in the node's process",
+                        worker.process.pid, self.timeout, worker.process.poll())
             self._drop(worker)
             return None
+        finally:
+            watchdog.cancel()
         self._give_back(worker)
         self.offloaded += 1
         return answer

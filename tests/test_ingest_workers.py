@@ -162,3 +162,19 @@ def test_no_batch_waits_for_a_starting_worker(apps):
     wait_until(lambda: pool.pids(), what="the worker to answer")
     assert offload.post("/api/v1/events/batch", content=big(conversation(150))).status_code == 201
     assert pool.offloaded == 1
+
+
+def test_a_hung_worker_is_killed_and_its_batch_read_here(apps, node):
+    offload, _ = apps
+    pool = offload.app.state.ingest
+    pool.timeout = 1.0
+    [pid] = pool.start()
+    os.kill(pid, signal.SIGSTOP)  # a worker this test's app started: it stops answering
+    resp = offload.post("/api/v1/events/batch", content=big(conversation(150)))
+    assert resp.status_code == 201, resp.text
+    assert all(node.get_event("default", i) for i in resp.json()["event_ids"])
+    assert pool.offloaded == 0
+    wait_until(lambda: pool.pids(), what="a new worker")
+    assert pid not in pool.pids()
+    assert offload.post("/api/v1/events/batch", content=big(conversation(150))).status_code == 201
+    assert pool.offloaded == 1
