@@ -52,10 +52,10 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
         own = node is None
         app.state.node = node or Node(settings)
         app.state.node.wait_ready()
-        if own:  # the workers start beside the node, not with its first large batch
+        if own:  # the process serves this node alone (``memorose serve``), not an embedding app
+            # The ingest workers start beside the node, not with its first large batch.
             threading.Thread(target=app.state.ingest.start, name="memorose-ingest-start",
                              daemon=True).start()
-        if own:  # the process serves this node alone (``memorose serve``), not an embedding app
             # What the start loaded (models, indexes, caches) lives as long as the process: out
             # of the collector's reach, a full collection no longer walks it (one took 93 ms of
             # a retrieve at 100k events).

@@ -26,8 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,22 +37,14 @@ from api.body import decode, parse_object
 from api.schemas import EventBatchIn, EventIn
 from memorose_dagster.errors import InvalidInput, MemoroseError
 from memorose_dagster.ids import new_ids
-from memorose_dagster.records import Event, pack
+from memorose_dagster.records import Event, event_record, pack
 
 log = logging.getLogger("memorose.api")
 
-EVENT_FIELDS = tuple(f.name for f in fields(Event))
-SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
 OFFLOAD_BYTES = 32 * 1024  # smaller bodies (about 150 short events) are read in this process
 _ROOT = str(Path(__file__).resolve().parent.parent)  # where ``api`` is imported from
 PLACEHOLDER = "0" * 26  # where an id made by the node goes: a ULID's length, never one made
 _ID_VALUE = pack("event_id") + pack(PLACEHOLDER)
-
-
-def event_record(event: Event) -> dict[str, Any]:
-    """An event as its log command carries it. Field by field, not dataclasses.asdict (a deep
-    copy): a fifth of the cost of a batch before the state machine."""
-    return {**{name: getattr(event, name) for name in EVENT_FIELDS}, "kind": Event.kind}
 
 
 def make_event(tenant: str, body: EventIn, field: str, limit: int, now: float,
@@ -65,18 +56,6 @@ def make_event(tenant: str, body: EventIn, field: str, limit: int, now: float,
                  stream_id=body.stream_id, content=body.content,
                  timestamp=body.timestamp.timestamp() if body.timestamp else now,
                  content_type=body.content_type, metadata=body.metadata)
-
-
-def check_size(events: list[EventIn], limit: int) -> None:
-    if len(events) > limit:
-        raise InvalidInput(f"events: {len(events)} events, over the batch limit of {limit}",
-                           field="events", limit=limit)
-
-
-def check_distinct(ids: list[str | None]) -> None:
-    sent = [i for i in ids if i is not None]
-    if len(set(sent)) < len(sent):
-        raise InvalidInput("events: the same event_id twice in one batch", field="events")
 
 
 @dataclass
@@ -111,7 +90,9 @@ def prepare(raw: bytes | bytearray, tenant: str, now: float, max_batch: int,
     del text
     batch = EventBatchIn.model_validate(data).events
     del data
-    check_size(batch, max_batch)
+    if len(batch) > max_batch:
+        raise InvalidInput(f"events: {len(batch)} events, over the batch limit of {max_batch}",
+                           field="events", limit=max_batch)
     parts = [msgpack.Packer(use_bin_type=True).pack_array_header(len(batch))]
     size = len(parts[0])
     ids, slots, sent = [], [], []
@@ -127,7 +108,9 @@ def prepare(raw: bytes | bytearray, tenant: str, now: float, max_batch: int,
             sent.append((i, record))
         parts.append(packed)
         size += len(packed)
-    check_distinct(ids)
+    chosen = [i for i in ids if i is not None]
+    if len(set(chosen)) < len(chosen):
+        raise InvalidInput("events: the same event_id twice in one batch", field="events")
     return Prepared(b"".join(parts), ids, slots, sent)
 
 
@@ -216,7 +199,7 @@ class IngestPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._ready: list[_Worker] = []  # answering, idle or busy
         self._starting = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified as a start ends
         self._closed = False
 
     def _fill(self) -> None:
@@ -242,6 +225,7 @@ class IngestPool:
             worker = None
         with self._lock:
             self._starting -= 1
+            self._lock.notify_all()
             if worker is not None and not self._closed:
                 self._ready.append(worker)
                 self._idle.put(worker)
@@ -305,12 +289,8 @@ class IngestPool:
         """Start the workers and wait until they answer (a node's start pays for them, not
         its first large batches); returns their pids."""
         self._fill()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._closed or (self._starting == 0):
-                    break
-            time.sleep(0.02)
+        with self._lock:
+            self._lock.wait_for(lambda: self._closed or self._starting == 0, timeout)
         return self.pids()
 
     def pids(self) -> list[int]:
@@ -322,7 +302,7 @@ class IngestPool:
         answer = None
         if len(raw) >= OFFLOAD_BYTES and self.workers > 0:
             answer = await run_in_threadpool(
-                self._call, (bytes(raw), tenant, now, max_batch, max_content))
+                self._call, (raw, tenant, now, max_batch, max_content))
         if isinstance(answer, Prepared):
             return answer
         if isinstance(answer, tuple) and answer[0] == "refused":

@@ -10,14 +10,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
-from api.batches import SAME_EVENT, event_record, make_event
+from api.batches import make_event
 from api.body import read_body, read_raw
 from api.params import path_id, query_id, query_ids
 from api.schemas import CandidatesIn, CommitIn, EventIn, RetrieveIn, UsersIn
 from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_ids
 from memorose_dagster.node.node import Node
-from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES
+from memorose_dagster.records import DEFAULT_TENANT, RECORD_TYPES, SAME_EVENT, event_record
 
 
 def node_of(request: Request) -> Node:

@@ -75,6 +75,17 @@ class Event(Record):
     log_index: int = 0
 
 
+EVENT_FIELDS = tuple(f.name for f in fields(Event))
+# What makes a resent event id the same event (anything else under that id is a clash).
+SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """An event as its log command carries it. Field by field, not ``to_dict`` (a deep copy):
+    a fifth of the cost of a batch before the state machine. Same dict, same bytes."""
+    return {**{name: getattr(event, name) for name in EVENT_FIELDS}, "kind": Event.kind}
+
+
 @dataclass(slots=True)
 class Memory(Record):
     """L1: a consolidated memory distilled from one or more events."""

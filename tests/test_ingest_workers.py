@@ -13,10 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from api import create_app
-from api.batches import OFFLOAD_BYTES, event_record, prepare
+from api.batches import OFFLOAD_BYTES, prepare
 from api.schemas import EventBatchIn
 from memorose_dagster.ids import id_time_ms
-from memorose_dagster.records import Event, pack
+from memorose_dagster.records import Event, event_record, pack
 from tests.conftest import wait_until
 
 NOW = 1_767_225_600.123456  # 2026-01-01, a receive time with microseconds

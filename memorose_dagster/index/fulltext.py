@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class FullTextIndex:
         self._writer = self._index.writer(writer_heap, 1)
         self._lock = threading.Lock()
 
-    def upsert(self, docs: list[TextDoc], new: frozenset[tuple[str, str]] = frozenset(),
+    def upsert(self, docs: list[TextDoc], new: AbstractSet[tuple[str, str]] = frozenset(),
                ) -> None:
         """Index ``docs``, replacing any document of the same (tenant, id) except for those in
         ``new``, known to have none: a delete is applied at commit against every segment, and
@@ -91,16 +92,10 @@ class FullTextIndex:
                 key = doc_key(doc.tenant, doc.id)
                 if (doc.tenant, doc.id) not in new:
                     self._writer.delete_documents_by_term("key", key)
-                if doc.context:
-                    document = tantivy.Document(
-                        key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
-                        stream_id=doc.stream_id, layer=doc.layer, text=doc.text,
-                        context=doc.context)
-                else:
-                    document = tantivy.Document(
-                        key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
-                        stream_id=doc.stream_id, layer=doc.layer, text=doc.text)
-                self._writer.add_document(document)
+                self._writer.add_document(tantivy.Document(
+                    key=key, id=doc.id, tenant=doc.tenant, user_id=doc.user_id,
+                    stream_id=doc.stream_id, layer=doc.layer, text=doc.text,
+                    context=doc.context))
 
     def delete(self, keys: list[tuple[str, str]]) -> None:
         """Drop the documents of these (tenant, id) pairs."""

@@ -36,7 +36,14 @@ from memorose_dagster.log import keys
 from memorose_dagster.log.access_totals import apply_access
 from memorose_dagster.log.faults import FaultFile, StorageFault
 from memorose_dagster.log.validate import check_command, decode_command
-from memorose_dagster.records import DERIVED_KINDS, FINAL_REASONS, KIND_OF_LAYER, pack, unpack
+from memorose_dagster.records import (
+    DERIVED_KINDS,
+    FINAL_REASONS,
+    KIND_OF_LAYER,
+    SAME_EVENT,
+    pack,
+    unpack,
+)
 
 log = logging.getLogger("memorose.store")
 
@@ -46,7 +53,6 @@ REOPEN_WAIT = 2.0  # seconds a reopen waits for readers of the failed database t
 # A disk that was full is given this much room before RocksDB is reopened: until then the
 # failed instance keeps serving reads (RocksDB only refuses writes in its error state).
 REOPEN_MIN_FREE = 4 * 1024 * 1024
-SAME_EVENT = ("user_id", "stream_id", "content", "content_type", "metadata")
 # Blocks of the store kept decoded in memory: the state machine reads its access totals and
 # event ids, and retrieve its records, by point lookups all over the store (a 100k-event store
 # is ~250 MB); RocksDB's default cache of 32 MB missed on most of them. Bloom filters answer a

@@ -204,7 +204,7 @@ class Indexer:
                 elif kind == "tombstone":
                     docs[record["tenant"], record["target_id"]] = None
                     rows[record["tenant"], record["target_id"]] = None
-        self.fulltext.upsert([d for d in docs.values() if d is not None], frozenset(new))
+        self.fulltext.upsert([d for d in docs.values() if d is not None], new)
         self.fulltext.delete([key for key, d in docs.items() if d is None])
         self.fulltext.commit()
         self.vectors.upsert([r for r in rows.values() if r is not None])
