@@ -198,7 +198,11 @@ class History:
         rng = random.Random(seed)
         asked = set() if asked is None else asked
         out: list[tuple[str, str]] = []
+        tries = 0
         while len(out) < n:
+            tries += 1
+            if tries > 100 * (n + 100):  # the templates make a few thousand, not endless
+                raise ValueError(f"only {len(out)} new distinct questions of {n} asked for")
             p = rng.choice(self.personas) if user is None else self.personas[user]
             friend, hobby = rng.choice(p.friends), rng.choice(p.hobbies)
             question = rng.choice(("", "Quick question: ", "Remind me, ", "Do you know ")) + \

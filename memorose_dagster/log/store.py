@@ -35,6 +35,7 @@ from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
 from memorose_dagster.log.access_totals import apply_access
 from memorose_dagster.log.faults import FaultFile, StorageFault
+from memorose_dagster.log.record_cache import RecordCache, entries_from_env
 from memorose_dagster.log.validate import check_command, decode_command
 from memorose_dagster.records import (
     DERIVED_KINDS,
@@ -116,11 +117,30 @@ def _options() -> Options:
     return opts
 
 
+class KeyedBatch:
+    """A WriteBatch that names the keys it puts and deletes: they leave the record cache."""
+
+    def __init__(self) -> None:
+        self.batch = WriteBatch(raw_mode=True)
+        self.keys: list[bytes] = []
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.batch.put(key, value)
+        self.keys.append(key)
+
+    def delete(self, key: bytes) -> None:
+        self.batch.delete(key)
+        self.keys.append(key)
+
+
 class Store:
-    def __init__(self, path: str | Path, fault_file: FaultFile | None = None):
+    def __init__(self, path: str | Path, fault_file: FaultFile | None = None,
+                 record_cache: int | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(self.path), _options())
+        self.record_cache = RecordCache(entries_from_env() if record_cache is None
+                                        else record_cache)
         self._swap_lock = threading.Lock()
         self.scan_budget = MAX_SCAN
         self._fault_file = fault_file or FaultFile(None)
@@ -154,7 +174,7 @@ class Store:
         # Never raises on what the command holds: a command no replica can apply (it does not
         # decode, a record does not fit its type, an event id holds another event) is skipped
         # as a whole, the same way everywhere, and the reason kept. Write errors propagate.
-        batch = WriteBatch(raw_mode=True)
+        batch = KeyedBatch()
         previous = self.applied_index
         self._known = self._prefetch(records)
         try:
@@ -178,7 +198,7 @@ class Store:
             log.warning("log index %d skipped: %s", log_index, rejected)
         return outcome
 
-    def _stage(self, batch: WriteBatch, records: list[dict[str, Any]], log_index: int,
+    def _stage(self, batch: KeyedBatch, records: list[dict[str, Any]], log_index: int,
                ) -> tuple[list[bytes], list[dict[str, Any]]]:
         """Put one valid command's records into ``batch``: the keys written and the records."""
         written: list[bytes] = []
@@ -258,15 +278,17 @@ class Store:
             seen.setdefault(key, record)
         return tuple(clashes)
 
-    def _write(self, batch: WriteBatch) -> None:
+    def _write(self, batch: KeyedBatch) -> None:
         """The one write of the state machine: all of a command or nothing. A failure (disk full,
         I/O error) raises ``StorageFault``; the next call reopens the database first."""
         try:
             self._fault_file.check("rocksdb")
-            self._db.write(batch)
+            self._db.write(batch.batch)
         except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
             self._failed = StorageFault.of(exc, "rocksdb")
             raise self._failed from exc
+        finally:
+            self.record_cache.written(batch.keys)
         self._failed = None
 
     def _recover(self) -> None:
@@ -286,7 +308,7 @@ class Store:
     def probe(self) -> None:
         """A write that changes nothing visible: raises ``StorageFault`` while writes fail."""
         self._recover()
-        batch = WriteBatch(raw_mode=True)
+        batch = KeyedBatch()
         batch.delete(keys.PROBE)
         self._write(batch)
 
@@ -314,7 +336,7 @@ class Store:
         except Exception as exc:  # reads answer StoreClosed (503) until the next attempt
             log.warning("RocksDB cannot be opened even to read: %s", exc)
 
-    def _apply_tombstone(self, batch: WriteBatch, record: dict[str, Any]) -> None:
+    def _apply_tombstone(self, batch: KeyedBatch, record: dict[str, Any]) -> None:
         tenant, kind, target_id = record["tenant"], record["target_kind"], record["target_id"]
         target = self.get(keys.target_key(tenant, kind, target_id))
         if target is not None and kind == "event":
@@ -358,6 +380,11 @@ class Store:
     def get_raw_many(self, wanted: list[bytes]) -> list[bytes | None]:
         """The stored bytes of each key (None where absent), in one multi-get."""
         return self._db.get(wanted) if wanted else []
+
+    def get_many(self, wanted: list[bytes]) -> list[dict[str, Any] | None]:
+        """The decoded record of each key (None where absent), through the record cache
+        (``record_cache.py``): shared objects, read and never changed by the caller."""
+        return self.record_cache.get_many(wanted, self.get_raw_many)
 
     def iter_prefix(self, prefix: bytes,
                     start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -522,11 +549,15 @@ class Store:
     def replace_with(self, source: str | Path) -> None:
         """Swap this store's contents for a checkpoint (snapshot install on a lagging replica)."""
         with self._swap_lock:
-            self._db.close()
-            self._wait_released()
-            shutil.rmtree(self.path)
-            shutil.copytree(source, self.path)
-            self._db = Rdict(str(self.path), _options())
+            self.record_cache.clear()
+            try:
+                self._db.close()
+                self._wait_released()
+                shutil.rmtree(self.path)
+                shutil.copytree(source, self.path)
+                self._db = Rdict(str(self.path), _options())
+            finally:
+                self.record_cache.clear()
 
     def _wait_released(self, timeout: float = 30.0) -> None:
         # A reader's iterator keeps a closed database alive, and when it finally goes, RocksDB's

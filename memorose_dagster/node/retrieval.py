@@ -25,7 +25,7 @@ from memorose_dagster.memory.rank import (
 )
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.node.indexer import Indexer
-from memorose_dagster.records import KIND_OF_LAYER, record_id, unpack
+from memorose_dagster.records import KIND_OF_LAYER, record_id
 
 PROVENANCE_FIELDS = ("event_id", "stream_id", "timestamp", "metadata")
 QUERY_CACHE = 2048  # query vectors kept: an agent asks the same thing again and again
@@ -70,10 +70,10 @@ class Retriever:
         return self._store.get(keys.target_key(tenant, KIND_OF_LAYER[layer], rid))
 
     def records(self, tenant: str, wanted: list[tuple[str, str]]) -> list[dict[str, Any] | None]:
-        """The records of (layer, id) pairs, in one multi-get."""
-        raw = self._store.get_raw_many([keys.target_key(tenant, KIND_OF_LAYER[layer], rid)
-                                        for layer, rid in wanted])
-        return [None if value is None else unpack(value) for value in raw]
+        """The records of (layer, id) pairs, in one multi-get of what the store's record cache
+        lacks: shared, never to be changed."""
+        return self._store.get_many([keys.target_key(tenant, KIND_OF_LAYER[layer], rid)
+                                     for layer, rid in wanted])
 
     def provenance(self, tenant: str, event_ids: list[str]) -> list[dict[str, Any]]:
         """The source events still stored, with their metadata as sent."""
@@ -83,10 +83,9 @@ class Retriever:
         """``provenance`` of several lists of event ids, in one multi-get."""
         wanted = list(dict.fromkeys(e for ids in lists for e in ids))
         found = {}
-        for event_id, value in zip(wanted, self._store.get_raw_many(
+        for event_id, event in zip(wanted, self._store.get_many(
                 [keys.event(tenant, e) for e in wanted]), strict=True):
-            if value is not None:
-                event = unpack(value)
+            if event is not None:
                 found[event_id] = {k: event[k] for k in PROVENANCE_FIELDS}
         return [[found[e] for e in ids if e in found] for ids in lists]
 
@@ -214,7 +213,7 @@ class Retriever:
         """The graph's entities that the query names (any 1-3 word run of it)."""
         wanted = [keys.derived("entity", tenant, graph.entity_id(user_id, name))
                   for name in graph.query_names(query)]
-        return [unpack(raw) for raw in self._store.get_raw_many(wanted) if raw is not None]
+        return [entity for entity in self._store.get_many(wanted) if entity is not None]
 
     def speakers(self, tenant: str, named: list[dict[str, Any]]) -> set[str]:
         """The named entities that are people speaking in the history: their name opens turns

@@ -1,0 +1,128 @@
+"""The store's record cache (``log/record_cache.py``) answers what RocksDB holds, never older:
+a record changed, forgotten or created by a command, a read that overlapped a write, a snapshot
+installed over the store. And through a node: a retrieve after a supersede or a forget sees it,
+though the same records were read (and cached) by the retrieve before."""
+
+from __future__ import annotations
+
+import dagster as dg
+from test_current_value import CHAT, JAN_27, JUL_13, said
+from test_pipeline_in_process import MEMORY_ASSETS, TODAY
+
+from memorose_dagster.log import keys
+from memorose_dagster.log.record_cache import RecordCache
+from memorose_dagster.log.store import Store
+from memorose_dagster.memory.graph import entity_id
+from memorose_dagster.pipeline.in_process import InProcessClusterResource
+from memorose_dagster.pipeline.resources import ModelResource
+from memorose_dagster.records import Entity, Memory, Tombstone
+
+MEMORY_KEY = keys.target_key("default", "l1", "l1_a")
+ENTITY_KEY = keys.derived("entity", "default", entity_id("u", "Maya"))
+
+
+def memory(content: str, **more: object) -> dict:
+    return Memory(id="l1_a", tenant="default", user_id="u", stream_id="s", content=content,
+                  source_event_ids=["e1"], **more).to_dict()
+
+
+def contents(store: Store) -> list:
+    return [None if r is None else r["content"] for r in store.get_many([MEMORY_KEY])]
+
+
+def test_a_record_a_command_changes_is_read_changed(tmp_path):
+    store = Store(tmp_path / "db")
+    store.apply([memory("Maya lives in Austin")], 1)
+    assert contents(store) == ["Maya lives in Austin"]
+    hits = store.record_cache.hits
+    assert contents(store) == ["Maya lives in Austin"]
+    assert store.record_cache.hits == hits + 1  # the second read came from the cache
+    store.apply([memory("Maya lives in Austin", superseded_by="l1_b")], 2)
+    assert store.get_many([MEMORY_KEY])[0]["superseded_by"] == "l1_b"
+    store.close()
+
+
+def test_a_forgotten_record_is_read_as_absent(tmp_path):
+    store = Store(tmp_path / "db")
+    store.apply([memory("Maya lives in Austin")], 1)
+    assert contents(store) == ["Maya lives in Austin"]
+    store.apply([Tombstone(tenant="default", target_kind="l1", target_id="l1_a",
+                           reason="forgotten").to_dict()], 2)
+    assert contents(store) == [None]
+    store.close()
+
+
+def test_an_absent_key_read_before_a_command_creates_it_is_read_present(tmp_path):
+    store = Store(tmp_path / "db")
+    assert store.get_many([ENTITY_KEY]) == [None]
+    assert store.get_many([ENTITY_KEY]) == [None]  # kept as absent
+    assert store.record_cache.hits == 1
+    store.apply([Entity(id=entity_id("u", "Maya"), tenant="default", user_id="u", name="Maya",
+                        memory_ids=["l1_a"]).to_dict()], 1)
+    assert store.get_many([ENTITY_KEY])[0]["memory_ids"] == ["l1_a"]
+    store.close()
+
+
+def test_a_read_that_overlaps_a_write_leaves_nothing_in_the_cache(tmp_path):
+    store = Store(tmp_path / "db")
+    store.apply([memory("Maya lives in Austin")], 1)
+
+    def read_then_a_write_lands(wanted):
+        raw = store.get_raw_many(wanted)  # the value before the write
+        store.apply([memory("Maya moved to Portland")], 2)
+        return raw
+
+    stale = store.record_cache.get_many([MEMORY_KEY], read_then_a_write_lands)
+    assert stale[0]["content"] == "Maya lives in Austin"  # what that read saw, as it saw it
+    assert contents(store) == ["Maya moved to Portland"]  # but not kept for the next one
+    store.close()
+
+
+def test_a_snapshot_installed_over_the_store_is_read(tmp_path):
+    store, other = Store(tmp_path / "db"), Store(tmp_path / "other")
+    store.apply([memory("Maya lives in Austin")], 1)
+    other.apply([memory("Maya moved to Portland")], 1)
+    assert contents(store) == ["Maya lives in Austin"]
+    other.checkpoint(tmp_path / "snapshot")
+    store.replace_with(tmp_path / "snapshot")
+    assert contents(store) == ["Maya moved to Portland"]
+    store.close()
+    other.close()
+
+
+def test_the_cache_keeps_at_most_its_size_and_nothing_when_off(tmp_path):
+    cache = RecordCache(2)
+    wanted = [b"a", b"b", b"c", b"a"]
+    assert cache.get_many(wanted, lambda keys: [None] * len(keys)) == [None] * 4
+    assert len(cache) == 2
+    store = Store(tmp_path / "db", record_cache=0)
+    store.apply([memory("Maya lives in Austin")], 1)
+    assert contents(store) == contents(store) == ["Maya lives in Austin"]
+    assert len(store.record_cache) == 0 and store.record_cache.hits == 0
+    store.close()
+
+
+def derive(node, events):
+    node.ingest(events)
+    resources = {"cluster": InProcessClusterResource.for_node(node), "model": ModelResource()}
+    assert dg.materialize(MEMORY_ASSETS, resources=resources, partition_key=TODAY).success
+
+
+def test_a_retrieve_after_a_supersede_and_a_forget_sees_both(node):
+    chat = said("maya", [f"Maya: {c}" for c in CHAT], JAN_27 - 86_400 * 60, "bg")
+    before = said("maya", ["Maya: I'm living in Austin and it's already hot in January, ha."],
+                  JAN_27, "s1")
+    derive(node, chat + before)
+    question = "Is Maya still in Austin?"
+    austin = [r for r in node.retrieve("default", "maya", question, 5)
+              if r["layer"] == "L1" and "living in Austin" in r["content"]]
+    assert austin and not any(r.get("superseded_by") for r in austin)
+    assert len(node.store.record_cache) > 0  # those records are cached now
+    derive(node, said("maya", ["Maya: I relocated to Portland in June for my partner's job."],
+                      JUL_13, "s2"))
+    found = node.retrieve("default", "maya", question, 5)
+    assert "Portland" in found[0]["content"]
+    again = [r for r in found if r["id"] == austin[0]["id"]]
+    assert again and again[0]["superseded_by"]
+    node.forgetter.forget("default", "L1", found[0]["id"])
+    assert found[0]["id"] not in [r["id"] for r in node.retrieve("default", "maya", question, 5)]
