@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import (
@@ -32,6 +31,7 @@ from api import (
 from api.dashboard import make_routes as dashboard_routes
 from api.dashboard import openapi_paths as dashboard_paths
 from api.mcp_server import McpEndpoint, mcp_running
+from api.responses import JSONResponse
 from memorose_dagster.errors import MemoroseError
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings

@@ -8,10 +8,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin
+from api.responses import JSONResponse
 from api.routes import node_of
 from memorose_dagster.lake.report import build_report
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin
 from api.body import read_body
+from api.responses import JSONResponse
 from api.routes import node_of
 from memorose_dagster.errors import InvalidInput
 

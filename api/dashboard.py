@@ -18,10 +18,11 @@ from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from api.auth import caller, tenant_of
+from api.responses import JSONResponse
 from api.routes import int_param, node_of
 from memorose_dagster.errors import InvalidInput, NotFound
 from memorose_dagster.node.node import Node

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from api.auth import tenant_of
 from api.body import read_body
 from api.params import path_id
+from api.responses import JSONResponse
 from api.routes import bool_param, int_param, node_of
 from api.schemas import ContextIn
 from memorose_dagster.errors import InvalidInput, NotFound

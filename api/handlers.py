@@ -7,8 +7,8 @@ import logging
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from api.responses import JSONResponse
 from memorose_dagster.errors import MemoroseError
 
 log = logging.getLogger("memorose.api")

@@ -12,12 +12,12 @@ from typing import Annotated, Any
 from pydantic import Field, StrictBool, StrictStr, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import hash_secret, mint_secret, require_admin
 from api.body import read_body
 from api.params import path_id
+from api.responses import JSONResponse
 from api.routes import node_of
 from api.schemas import Strict
 from memorose_dagster.errors import Forbidden, NotFound

@@ -9,12 +9,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin
 from api.body import read_body
 from api.params import query_id
+from api.responses import JSONResponse
 from api.routes import int_param, node_of
 from api.schemas import LakeRowsIn
 from memorose_dagster.errors import InvalidInput

@@ -4,12 +4,12 @@ overlapping in time never derive one user's memories at once (``node/leases.py``
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import require_admin
 from api.body import read_body
 from api.params import path_id
+from api.responses import JSONResponse
 from api.routes import node_of
 from api.schemas import LeaseIn
 from memorose_dagster.errors import LeaseHeld

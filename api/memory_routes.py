@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from pydantic import Field, StrictStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import tenant_of
 from api.body import read_body
 from api.params import path_id, query_id
+from api.responses import JSONResponse
 from api.routes import int_param, node_of
 from api.schemas import Id, Layer, Strict
 from memorose_dagster.errors import InvalidInput

@@ -7,12 +7,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from api.auth import require_admin, tenant_of
 from api.batches import make_event
 from api.body import read_body, read_raw
 from api.params import path_id, query_id, query_ids
+from api.responses import JSONResponse
 from api.schemas import CandidatesIn, CommitIn, EventIn, RetrieveIn, UsersIn
 from memorose_dagster.errors import Conflict, InvalidInput
 from memorose_dagster.ids import new_ids
