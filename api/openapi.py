@@ -86,7 +86,9 @@ def build() -> dict[str, Any]:
                 "description": "first wait for every write acknowledged before this request"}]}},
         "/api/v1/retrieve": {"post": _op(
             "Hybrid retrieval with provenance", 200, "{results: [{id, layer, content, score, "
-            "provenance}]}", RetrieveIn, _404="unknown user_id", **BAD)},
+            "provenance}], took_ms}; a Server-Timing header gives each stage's milliseconds "
+            "(entities, bm25, embed, vectors, records, rank, sources, total)", RetrieveIn,
+            _404="unknown user_id", **BAD)},
         "/api/v1/cluster/status": {"get": _op("Raft role, term, commit and applied index "
                                               "(admin)", 200, "status",
                                               _403="admin key required")},

@@ -1,5 +1,6 @@
 """JSON answers (``api/responses.py``): the values the json module would write, compact UTF-8,
-and null for a non-finite float instead of a failed answer."""
+and null for a non-finite float instead of a failed answer. A retrieve's answer says where its
+time went in a Server-Timing header."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import math
 
 from api.responses import JSONResponse
+from memorose_dagster.node.retrieval import STAGES
 
 
 def test_an_answer_reads_back_as_the_values_it_was_given():
@@ -30,3 +32,16 @@ def test_a_retrieve_answer_is_json(client):
     answer = client.post("/api/v1/retrieve", json={"user_id": "u", "query": "Where is Maya?"})
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
     assert answer.json()["results"][0]["content"] == "Maya moved to Lisbon."
+
+
+def test_a_retrieve_says_where_its_time_went(client):
+    sent = client.post("/api/v1/events", json={"user_id": "u", "stream_id": "s",
+                                               "content": "Maya moved to Lisbon."})
+    assert sent.status_code == 201, sent.text
+    answer = client.post("/api/v1/retrieve", json={"user_id": "u", "query": "Where is Maya?"})
+    timing = dict(part.split(";dur=") for part in answer.headers["server-timing"].split(", "))
+    assert list(timing) == [*STAGES, "total"]
+    stages = {name: float(ms) for name, ms in timing.items()}
+    assert all(ms >= 0 for ms in stages.values()) and stages["embed"] > 0
+    assert float(timing["total"]) == answer.json()["took_ms"]
+    assert sum(stages[s] for s in STAGES) <= stages["total"] + 0.05  # the stages lie within

@@ -239,9 +239,10 @@ class Node:
 
     def retrieve(self, tenant: str, user_id: str, query: str, top_k: int,
                  stream_id: str | None = None, layers: list[str] | None = None,
-                 explain: bool = False) -> list[dict[str, Any]]:
+                 explain: bool = False, timings: dict[str, float] | None = None,
+                 ) -> list[dict[str, Any]]:
         return self.retriever.retrieve(tenant, user_id, query, top_k, stream_id, layers,
-                                       explain)
+                                       explain, timings)
 
     def record_access(self, tenant: str, results: list[dict[str, Any]]) -> None:
         """Count retrieve hits (flushed through the log in the background)."""

@@ -4,6 +4,7 @@ and each result given its provenance back to the raw events."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -28,6 +29,10 @@ from memorose_dagster.node.indexer import Indexer
 from memorose_dagster.records import KIND_OF_LAYER, record_id
 
 PROVENANCE_FIELDS = ("event_id", "stream_id", "timestamp", "metadata")
+# A retrieve's stages, in order (``Laps``): the entities the question names (and the speakers
+# among them), BM25, the question's embedding, the vector search, the candidates' records
+# (with graph expansion and replacements), ranking, and the results with their sources.
+STAGES = ("entities", "bm25", "embed", "vectors", "records", "rank", "sources")
 QUERY_CACHE = 2048  # query vectors kept: an agent asks the same thing again and again
 
 
@@ -57,6 +62,22 @@ class QueryVectors:
         return vector
 SPEAKER_PROBE = 5  # memories looked at to tell a speaker from someone spoken about
 MAX_CHAIN_HOPS = 4  # a supersede chain followed this far to its current memory
+
+
+class Laps:
+    """Where a retrieve's time went, stage by stage, in milliseconds (the route sends them as a
+    ``Server-Timing`` header): each ``lap`` closes the stage that ran since the one before."""
+
+    def __init__(self, into: dict[str, float] | None):
+        self._into = into
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self._into is None:
+            return
+        now = time.perf_counter()
+        self._into[stage] = self._into.get(stage, 0.0) + (now - self._last) * 1000
+        self._last = now
 
 
 class Retriever:
@@ -91,19 +112,26 @@ class Retriever:
 
     def retrieve(self, tenant: str, user_id: str, query: str, top_k: int,
                  stream_id: str | None = None, layers: list[str] | None = None,
-                 explain: bool = False) -> list[dict[str, Any]]:
+                 explain: bool = False, timings: dict[str, float] | None = None,
+                 ) -> list[dict[str, Any]]:
         """The best ``top_k`` records for ``query``; with ``explain``, each result carries a
         ``why``: the BM25 and vector signals, graph expansion, the fused score and the factors
-        the ranking applied to it (``score`` = ``fused`` x the factors)."""
+        the ranking applied to it (``score`` = ``fused`` x the factors). ``timings``, when
+        given, gets the milliseconds of each stage (``STAGES``)."""
+        laps = Laps(timings)
         pool = max(3 * top_k, 30)
         named = self.named_entities(tenant, user_id, query)
         speakers = set() if statements.asked(query) else self.speakers(tenant, named)
+        laps.lap("entities")
         text_hits = self._indexer.fulltext.search(bm25_query(query, speakers), tenant, user_id,
                                                   pool, stream_id, layers)
+        laps.lap("bm25")
         query_vector = self._query_vector(query)
+        laps.lap("embed")
         vector_pool = max(pool, PREFERENCE_POOL) if asks_for_suggestion(query) else pool
         vector_hits = self._indexer.vectors.search(query_vector, tenant, user_id, vector_pool,
                                                    stream_id, layers)
+        laps.lap("vectors")
         layer_of = {h.id: h.layer for h in text_hits} | {h.id: h.layer for h in vector_hits}
         fused = fuse(((h.id, h.score) for h in text_hits),
                      ((h.id, h.similarity) for h in vector_hits))
@@ -131,6 +159,7 @@ class Retriever:
                                         linked=rid in linked))
         if wants_current(query) and (layers is None or "L1" in layers):
             candidates += self._replacements(tenant, candidates, stream_id)
+        laps.lap("records")
         fused_scores = {c.id: c.score for c in candidates}
         cosine = {h.id: h.similarity for h in vector_hits}
         speakers |= {speaker_of(c.record.get("content", ""), "").lower() for c in candidates}
@@ -140,6 +169,7 @@ class Retriever:
             [c.score for c in ranked], [cosine.get(c.id, 0.0) for c in ranked],
             [relevance.coverage(wanted, c.record.get("content", "")) for c in ranked])[:top_k]
         ranked = ranked[:top_k]
+        laps.lap("rank")
         sources = self.provenances(tenant, [[c.record["event_id"]] if c.layer == "L0"
                                             else c.record["source_event_ids"] for c in ranked])
         results = [self._result(c.layer, c.record, c.score, provenance)
@@ -159,6 +189,7 @@ class Retriever:
                     "factors": c.why, "score": c.score,
                     "relevance": dict(zip(("coverage", "cosine", "share", "margin"), signal,
                                           strict=True))}
+        laps.lap("sources")
         return results
 
     def _replacements(self, tenant: str, candidates: list[Candidate],
