@@ -5,16 +5,12 @@ though the same records were read (and cached) by the retrieve before."""
 
 from __future__ import annotations
 
-import dagster as dg
-from test_current_value import CHAT, JAN_27, JUL_13, said
-from test_pipeline_in_process import MEMORY_ASSETS, TODAY
+from test_current_value import CHAT, JAN_27, JUL_13, derive, said
 
 from memorose_dagster.log import keys
 from memorose_dagster.log.record_cache import RecordCache
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory.graph import entity_id
-from memorose_dagster.pipeline.in_process import InProcessClusterResource
-from memorose_dagster.pipeline.resources import ModelResource
 from memorose_dagster.records import Entity, Memory, Tombstone
 
 MEMORY_KEY = keys.target_key("default", "l1", "l1_a")
@@ -100,12 +96,6 @@ def test_the_cache_keeps_at_most_its_size_and_nothing_when_off(tmp_path):
     assert contents(store) == contents(store) == ["Maya lives in Austin"]
     assert len(store.record_cache) == 0 and store.record_cache.hits == 0
     store.close()
-
-
-def derive(node, events):
-    node.ingest(events)
-    resources = {"cluster": InProcessClusterResource.for_node(node), "model": ModelResource()}
-    assert dg.materialize(MEMORY_ASSETS, resources=resources, partition_key=TODAY).success
 
 
 def test_a_retrieve_after_a_supersede_and_a_forget_sees_both(node):
