@@ -5,6 +5,8 @@ though the same records were read (and cached) by the retrieve before."""
 
 from __future__ import annotations
 
+import threading
+
 from test_current_value import CHAT, JAN_27, JUL_13, derive, said
 
 from memorose_dagster.log import keys
@@ -116,3 +118,33 @@ def test_a_retrieve_after_a_supersede_and_a_forget_sees_both(node):
     assert again and again[0]["superseded_by"]
     node.forgetter.forget("default", "L1", found[0]["id"])
     assert found[0]["id"] not in [r["id"] for r in node.retrieve("default", "maya", question, 5)]
+
+
+def test_a_reader_beside_a_writer_never_reads_older_than_the_last_ack(tmp_path):
+    """A writer acknowledges version after version of one memory; a reader beside it, taking
+    the acknowledged version before each read, must never read an older one."""
+    store = Store(tmp_path / "db")
+    store.apply([memory("v0")], 1)
+    acked = [0]
+    stale: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            floor = acked[0]
+            (record,) = store.get_many([MEMORY_KEY])
+            if int(record["content"][1:]) < floor:
+                stale.append((int(record["content"][1:]), floor))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for version in range(1, 1501):
+            store.apply([memory(f"v{version}")], version + 1)
+            acked[0] = version
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    assert not reader.is_alive() and stale == []
+    assert contents(store) == ["v1500"] and store.record_cache.hits > 0
+    store.close()
