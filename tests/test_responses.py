@@ -25,20 +25,21 @@ def test_a_non_finite_float_is_written_as_null():
     assert json.loads(body) == {"a": None, "b": [None, None], "c": 1.0}
 
 
-def test_a_retrieve_answer_is_json(client):
+def ask_about_maya(client):
     sent = client.post("/api/v1/events", json={"user_id": "u", "stream_id": "s",
                                                "content": "Maya moved to Lisbon."})
     assert sent.status_code == 201, sent.text
-    answer = client.post("/api/v1/retrieve", json={"user_id": "u", "query": "Where is Maya?"})
+    return client.post("/api/v1/retrieve", json={"user_id": "u", "query": "Where is Maya?"})
+
+
+def test_a_retrieve_answer_is_json(client):
+    answer = ask_about_maya(client)
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
     assert answer.json()["results"][0]["content"] == "Maya moved to Lisbon."
 
 
 def test_a_retrieve_says_where_its_time_went(client):
-    sent = client.post("/api/v1/events", json={"user_id": "u", "stream_id": "s",
-                                               "content": "Maya moved to Lisbon."})
-    assert sent.status_code == 201, sent.text
-    answer = client.post("/api/v1/retrieve", json={"user_id": "u", "query": "Where is Maya?"})
+    answer = ask_about_maya(client)
     timing = dict(part.split(";dur=") for part in answer.headers["server-timing"].split(", "))
     assert list(timing) == [*STAGES, "total"]
     stages = {name: float(ms) for name, ms in timing.items()}

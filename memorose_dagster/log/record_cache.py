@@ -38,7 +38,7 @@ class RecordCache:
         self._entries: OrderedDict[bytes, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._writes = 0  # bumped by every write: a read that saw it change keeps nothing
-        self.hits = 0
+        self.hits = 0  # counted outside the lock: approximate under concurrent reads
         self.misses = 0
 
     def get_many(self, wanted: list[bytes],
@@ -76,7 +76,7 @@ class RecordCache:
                 self._entries.pop(key, None)
 
     def clear(self) -> None:
-        """The whole store changed (a snapshot installed, a reopen)."""
+        """The whole store changed (a snapshot installed)."""
         with self._lock:
             self._writes += 1
             self._entries.clear()

@@ -549,6 +549,8 @@ class Store:
     def replace_with(self, source: str | Path) -> None:
         """Swap this store's contents for a checkpoint (snapshot install on a lagging replica)."""
         with self._swap_lock:
+            # Emptied before (nothing cached answers during the swap) and after: a read of the
+            # old database that began after the first clear must not leave its values behind.
             self.record_cache.clear()
             try:
                 self._db.close()

@@ -76,7 +76,7 @@ class Laps:
         if self._into is None:
             return
         now = time.perf_counter()
-        self._into[stage] = self._into.get(stage, 0.0) + (now - self._last) * 1000
+        self._into[stage] = (now - self._last) * 1000
         self._last = now
 
 
