@@ -33,6 +33,7 @@ from api.dashboard import openapi_paths as dashboard_paths
 from api.mcp_server import McpEndpoint, mcp_running
 from api.responses import JSONResponse
 from memorose_dagster.errors import MemoroseError
+from memorose_dagster.models import blas
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
 
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             # a retrieve at 100k events).
             gc.collect()
             gc.freeze()
+            # A retrieve's vector search on one BLAS thread: OpenBLAS's worker otherwise spins
+            # between searches and takes a core from every other request (models/blas.py).
+            blas.one_thread()
         try:
             async with mcp_running(app):
                 yield
