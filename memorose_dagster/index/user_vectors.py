@@ -14,7 +14,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,23 +25,87 @@ def max_rows_from_env() -> int:
     return int(configured) if configured.isdigit() else DEFAULT_MAX_ROWS
 
 
-@dataclass
 class _User:
-    rows: dict[str, tuple[str, str, np.ndarray]]  # id -> (layer, stream_id, vector)
-    ids: list[str] = field(default_factory=list)
-    layers: np.ndarray | None = None
-    streams: np.ndarray | None = None
-    matrix: np.ndarray | None = None  # None: rebuilt from rows on the next search
+    """One user's rows as a matrix that writes change in place: a new or rewritten row is
+    appended, a deleted one marked dead, and the matrix is rebuilt only when dead rows
+    reach half the live ones. (Rebuilding it from every row after each write cost ~6 ms at 5,200
+    rows, on the next search: a retrieve beside the pipeline paid it again and again.)
 
-    def snapshot(self, dim: int) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        if self.matrix is None:
-            self.ids = list(self.rows)
-            values = list(self.rows.values())
-            self.layers = np.array([v[0] for v in values], dtype=object)
-            self.streams = np.array([v[1] for v in values], dtype=object)
-            self.matrix = (np.stack([v[2] for v in values]) if values
-                           else np.zeros((0, dim), dtype=np.float32))
-        return self.ids, self.layers, self.streams, self.matrix
+    A search takes the first ``size`` rows and a copy of their ``alive`` flags under the lock;
+    writes after that only append past those rows or flip flags it does not read, and a grown
+    or compacted matrix is a new array: a search running beside writes sees the rows as they
+    were when it started, as before."""
+
+    def __init__(self, dim: int, rows: dict[str, tuple[str, str, np.ndarray]]):
+        """``rows``: id -> (layer, stream_id, vector)."""
+        self.ids = list(rows)
+        self.where = {rid: i for i, rid in enumerate(self.ids)}
+        self.size = len(rows)
+        capacity = max(16, self.size + self.size // 4)
+        values = list(rows.values())
+        self.matrix = np.zeros((capacity, dim), dtype=np.float32)
+        if values:
+            self.matrix[:self.size] = np.stack([v[2] for v in values])
+        self.layers = np.empty(capacity, dtype=object)
+        self.layers[:self.size] = [v[0] for v in values]
+        self.streams = np.empty(capacity, dtype=object)
+        self.streams[:self.size] = [v[1] for v in values]
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.alive[:self.size] = True
+
+    @property
+    def live(self) -> int:
+        return len(self.where)
+
+    def view(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        n = self.size
+        return self.ids, self.layers[:n], self.streams[:n], self.matrix[:n], self.alive[:n]
+
+    def put(self, rid: str, layer: str, stream: str, vector: np.ndarray) -> bool:
+        """The row of ``rid`` (appended; an older one marked dead); True if ``rid`` is new."""
+        old = self.where.pop(rid, None)
+        if old is not None:
+            self.alive[old] = False
+        if self.size == len(self.alive):
+            self._resize(len(self.alive) + len(self.alive) // 2)
+        i = self.size
+        self.matrix[i] = vector
+        self.layers[i], self.streams[i], self.alive[i] = layer, stream, True
+        self.ids.append(rid)
+        self.where[rid] = i
+        self.size += 1
+        self._compact_if_sparse()
+        return old is None
+
+    def remove(self, rid: str) -> bool:
+        row = self.where.pop(rid, None)
+        if row is None:
+            return False
+        self.alive[row] = False
+        self._compact_if_sparse()
+        return True
+
+    def _compact_if_sparse(self) -> None:
+        """Dead rows kept to half the live ones at most (each compaction copies the live rows
+        once, after at least half as many deletes or rewrites)."""
+        if self.size >= 64 and 2 * (self.size - self.live) > self.live:
+            self._resize(max(16, self.live + self.live // 4))
+
+    def _resize(self, capacity: int) -> None:
+        """New arrays of ``capacity`` rows holding the live rows, in order."""
+        keep = np.flatnonzero(self.alive[:self.size])
+        matrix = np.zeros((capacity, self.matrix.shape[1]), dtype=np.float32)
+        matrix[:len(keep)] = self.matrix[keep]
+        layers = np.empty(capacity, dtype=object)
+        layers[:len(keep)] = self.layers[keep]
+        streams = np.empty(capacity, dtype=object)
+        streams[:len(keep)] = self.streams[keep]
+        alive = np.zeros(capacity, dtype=bool)
+        alive[:len(keep)] = True
+        self.ids = [self.ids[i] for i in keep]
+        self.where = {rid: i for i, rid in enumerate(self.ids)}
+        self.matrix, self.layers, self.streams, self.alive = matrix, layers, streams, alive
+        self.size = len(keep)
 
 
 Loader = Callable[[str, str], Iterable[tuple[str, str, str, np.ndarray]]]
@@ -69,11 +132,11 @@ class UserVectors:
             user = self._get(tenant, user_id)
             if user is None:
                 return None
-            ids, row_layers, streams, matrix = user.snapshot(self._dim)
-        if not ids or limit <= 0:
+            ids, row_layers, streams, matrix, alive = user.view()
+            keep = alive.copy()
+        if not keep.any() or limit <= 0:
             return []
         scores = matrix @ np.asarray(vector, dtype=np.float32)
-        keep = np.ones(len(ids), dtype=bool)
         if stream_id is not None:
             keep &= streams == stream_id
         if layers:
@@ -97,15 +160,15 @@ class UserVectors:
             return None
         while self._users and self._rows + len(rows) > self._max_rows:
             self._drop(next(iter(self._users)))
-        user = self._users[key] = _User(rows)
+        user = self._users[key] = _User(self._dim, rows)
         self._rows += len(rows)
         self._owner.update(((tenant, rid), key) for rid in rows)
         return user
 
     def _drop(self, key: tuple[str, str]) -> None:
         user = self._users.pop(key)
-        self._rows -= len(user.rows)
-        for rid in user.rows:
+        self._rows -= user.live
+        for rid in user.where:
             self._owner.pop((key[0], rid), None)
 
     def upsert(self, rows: Iterable[tuple[str, str, str, str, str, np.ndarray]]) -> None:
@@ -116,8 +179,7 @@ class UserVectors:
                 user = self._users.get((tenant, user_id))
                 if user is None:
                     continue  # loaded from the table when first asked
-                user.rows[rid] = (layer, stream, np.asarray(vector, dtype=np.float32))
-                user.matrix = None
+                user.put(rid, layer, stream, np.asarray(vector, dtype=np.float32))
                 self._owner[tenant, rid] = (tenant, user_id)
                 self._rows += 1
 
@@ -129,8 +191,7 @@ class UserVectors:
     def _remove(self, tenant: str, rid: str) -> None:
         owner = self._owner.pop((tenant, rid), None)
         user = self._users.get(owner) if owner is not None else None
-        if user is not None and user.rows.pop(rid, None) is not None:
-            user.matrix = None
+        if user is not None and user.remove(rid):
             self._rows -= 1
 
     def clear(self) -> None:
