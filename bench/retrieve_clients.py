@@ -6,7 +6,7 @@ distinct real-length questions (``history.py``; never one asked before in the ru
 node's cache of question vectors never answers). Each row gives questions/s, the client
 latency, and the node's CPU over the row (from ``/proc``): per question and in cores.
 
-The baseline, in the same run, alternating with it: the same node with numpy's OpenBLAS left
+The baseline, in the same run, alternating with it (ABBA): the same node with numpy's OpenBLAS left
 on every core (``OPENBLAS_NUM_THREADS`` set to the core count), as it was before a served node
 put it on one thread (``memorose_dagster/models/blas.py``).
 
@@ -137,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     for clients in (int(c) for c in args.clients.split(",")):
         for round_number in range(1, args.rounds + 1):
-            for label, blas_threads in CONFIGS.items():
+            # ABBA: neither setting always runs first (a first node meets a colder page cache).
+            order = list(CONFIGS.items())[::1 if round_number % 2 else -1]
+            for label, blas_threads in order:
                 progress(f"{clients} clients, round {round_number}: {label}")
                 seconds, latencies, cpu = measure(root, blas_threads, clients,
                                                   max(1, args.queries // clients), questions)
