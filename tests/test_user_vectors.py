@@ -1,6 +1,7 @@
-"""The in-memory view of each asked user's vectors (index/user_vectors.py) against an exact scan
-of what was written, through many writes, rewrites, deletes, moves between users, growth and
-compaction; and a search beside a writer only ever sees rows that were written."""
+"""The in-memory view of each asked user's vectors (index/user_vectors.py), through the LanceDB
+index it views (index/vectors.py): it matches an exact scan of the table through many writes,
+rewrites, deletes, moves between users, growth and compaction, and a search beside a writer
+only ever sees rows that were written."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import threading
 
 import numpy as np
 
-from memorose_dagster.index.user_vectors import UserVectors
+from memorose_dagster.index.vectors import VectorIndex, VectorRow
 
 DIM = 8
 LAYERS = ("L0", "L1", "L2")
+USERS = ("alice", "bob", "carol")
 
 
 def unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:
@@ -19,101 +21,79 @@ def unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:
     return values / np.linalg.norm(values, axis=1, keepdims=True)
 
 
-class Table:
-    """What was written: the durable table the view loads users from."""
-
-    def __init__(self):
-        self.rows: dict[tuple[str, str], tuple[str, str, str, np.ndarray]] = {}
-
-    def load(self, tenant: str, user_id: str):
-        return [(rid, layer, stream, vector)
-                for (t, rid), (user, layer, stream, vector) in self.rows.items()
-                if t == tenant and user == user_id]
-
-    def exact(self, query, tenant, user_id, limit, stream_id=None, layers=None):
-        scored = [(float(vector @ query), rid, layer)
-                  for rid, layer, stream, vector in self.load(tenant, user_id)
-                  if (stream_id is None or stream == stream_id)
-                  and (not layers or layer in layers)]
-        scored.sort(key=lambda s: -s[0])
-        return scored[:limit]
+def same_as_the_table(index: VectorIndex, query: np.ndarray, round_number: int) -> None:
+    for user in USERS:
+        for filters in ({}, {"layers": ["L1", "L2"]}, {"stream_id": "s1"}):
+            fast = index.search(query, "t", user, 10, **filters)
+            exact = index.search_table(query, "t", user, 10, exact=True, **filters)
+            assert [h.id for h in fast] == [h.id for h in exact], (round_number, user, filters)
+            assert [h.layer for h in fast] == [h.layer for h in exact]
+            assert np.allclose([h.similarity for h in fast], [h.similarity for h in exact],
+                               atol=1e-5)
 
 
-def test_the_view_matches_an_exact_scan_through_writes_deletes_and_moves():
+def test_the_view_matches_an_exact_scan_through_writes_deletes_and_moves(tmp_path):
     rng = np.random.default_rng(5)
-    table = Table()
-    view = UserVectors(DIM, table.load, max_rows=10_000)
-    users = ["alice", "bob", "carol"]
-    for step in range(3000):
-        action = rng.random()
-        rid = f"r{rng.integers(400)}"
-        if action < 0.7:  # a new row, a rewrite, or a row moving to another user
-            user = users[rng.integers(len(users))]
-            row = (user, LAYERS[rng.integers(3)], f"s{rng.integers(3)}", unit(rng)[0])
-            table.rows["t", rid] = row
-            view.upsert([("t", *row[:1], rid, *row[1:])])
-        elif action < 0.9:
-            table.rows.pop(("t", rid), None)
-            view.delete([("t", rid)])
-        if step % 25 == 0:
-            query = unit(rng)[0]
-            for user in users:
-                for filters in ({}, {"layers": ["L1", "L2"]}, {"stream_id": "s1"}):
-                    found = view.search(query, "t", user, 10, filters.get("stream_id"),
-                                        filters.get("layers"))
-                    exact = table.exact(query, "t", user, 10, **filters)
-                    assert [rid for rid, _, _ in found] == [rid for _, rid, _ in exact], step
-                    assert np.allclose([s for _, _, s in found], [s for s, _, _ in exact],
-                                       atol=1e-5)
-                    assert [layer for _, layer, _ in found] == [layer for _, _, layer in exact]
+    index = VectorIndex(tmp_path / "lancedb", DIM, "m")
+    index.upsert([VectorRow(f"r{i}", "t", USERS[i % 3], f"s{i % 3}", LAYERS[i % 3], v)
+                  for i, v in enumerate(unit(rng, 150))])
+    same_as_the_table(index, unit(rng)[0], 0)  # every user's rows now in memory
+    for round_number in range(1, 61):
+        # New rows, rewrites and rows moving to another user; then deletes (ids drawn from a
+        # small range, so that most writes meet a row that is there).
+        ids = rng.choice(300, size=20, replace=False)
+        index.upsert([VectorRow(f"r{i}", "t", USERS[rng.integers(3)], f"s{rng.integers(3)}",
+                                LAYERS[rng.integers(3)], v)
+                      for i, v in zip(ids[:14], unit(rng, 14), strict=True)])
+        index.delete([("t", f"r{i}") for i in ids[14:]])
+        same_as_the_table(index, unit(rng)[0], round_number)
 
 
-def test_a_user_whose_rows_all_went_has_none_and_rows_come_back():
+def test_a_user_whose_rows_all_went_has_none_and_rows_come_back(tmp_path):
     rng = np.random.default_rng(6)
-    table = Table()
-    view = UserVectors(DIM, table.load, max_rows=1000)
+    index = VectorIndex(tmp_path / "lancedb", DIM, "m")
     vectors = unit(rng, 100)
-    for i, vector in enumerate(vectors):
-        table.rows["t", f"r{i}"] = ("alice", "L0", "s", vector)
-    assert len(view.search(vectors[0], "t", "alice", 200, None, None)) == 100
-    view.delete([("t", f"r{i}") for i in range(100)])
-    assert view.search(vectors[0], "t", "alice", 10, None, None) == []
-    view.upsert([("t", "alice", "r7", "L1", "s", vectors[7])])
-    assert view.search(vectors[0], "t", "alice", 10, None, None) == [
-        ("r7", "L1", float(vectors[7] @ vectors[0]))]
+    index.upsert([VectorRow(f"r{i}", "t", "alice", "s", "L0", v) for i, v in enumerate(vectors)])
+    assert len(index.search(vectors[0], "t", "alice", 200)) == 100
+    index.delete([("t", f"r{i}") for i in range(100)])
+    assert index.search(vectors[0], "t", "alice", 10) == []
+    index.upsert([VectorRow("r7", "t", "alice", "s", "L1", vectors[7])])
+    (hit,) = index.search(vectors[0], "t", "alice", 10)
+    assert (hit.id, hit.layer) == ("r7", "L1")
+    assert np.isclose(hit.similarity, float(vectors[7] @ vectors[0]), atol=1e-5)
 
 
-def test_a_search_beside_a_writer_sees_only_written_rows():
+def test_a_search_beside_a_writer_sees_only_written_rows(tmp_path):
     """Every row's vector is its id's own: a search that read a row half-written, or an id
     beside another id's row, would return a score that is not that id's."""
     rng = np.random.default_rng(7)
     vectors = {f"r{i}": v for i, v in enumerate(unit(rng, 600))}
-    table = Table()
-    for rid in list(vectors)[:300]:
-        table.rows["t", rid] = ("alice", "L0", "s", vectors[rid])
-    view = UserVectors(DIM, table.load, max_rows=10_000)
+    index = VectorIndex(tmp_path / "lancedb", DIM, "m")
+    index.upsert([VectorRow(rid, "t", "alice", "s", "L0", v)
+                  for rid, v in list(vectors.items())[:300]])
     query = unit(rng)[0]
-    view.search(query, "t", "alice", 10, None, None)
+    index.search(query, "t", "alice", 10)  # loads alice into memory
     done = threading.Event()
     wrong: list[tuple[str, float]] = []
+    searches = [0]
 
     def search() -> None:
         while not done.is_set():
-            for rid, _, score in view.search(query, "t", "alice", 50, None, None):
-                if abs(score - float(vectors[rid] @ query)) > 1e-5:
-                    wrong.append((rid, score))
+            for hit in index.search(query, "t", "alice", 50):
+                if abs(hit.similarity - float(vectors[hit.id] @ query)) > 1e-5:
+                    wrong.append((hit.id, hit.similarity))
+            searches[0] += 1
 
     reader = threading.Thread(target=search)
     reader.start()
     try:
         ids = list(vectors)
-        for _ in range(4000):  # appends, rewrites, deletes: growth and compaction
-            rid = ids[rng.integers(len(ids))]
-            if rng.random() < 0.6:
-                view.upsert([("t", "alice", rid, "L0", "s", vectors[rid])])
-            else:
-                view.delete([("t", rid)])
+        for _ in range(60):  # appends, rewrites, deletes: growth and compaction
+            batch = rng.choice(len(ids), size=12, replace=False)
+            index.upsert([VectorRow(ids[i], "t", "alice", "s", "L0", vectors[ids[i]])
+                          for i in batch[:8]])
+            index.delete([("t", ids[i]) for i in batch[8:]])
     finally:
         done.set()
         reader.join()
-    assert not wrong
+    assert searches[0] > 60 and not wrong
