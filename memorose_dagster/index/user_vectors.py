@@ -61,8 +61,8 @@ class _User:
         n = self.size
         return self.ids, self.layers[:n], self.streams[:n], self.matrix[:n], self.alive[:n]
 
-    def put(self, rid: str, layer: str, stream: str, vector: np.ndarray) -> bool:
-        """The row of ``rid`` (appended; an older one marked dead); True if ``rid`` is new."""
+    def put(self, rid: str, layer: str, stream: str, vector: np.ndarray) -> None:
+        """The row of ``rid``, appended (an older one marked dead)."""
         old = self.where.pop(rid, None)
         if old is not None:
             self.alive[old] = False
@@ -75,7 +75,6 @@ class _User:
         self.where[rid] = i
         self.size += 1
         self._compact_if_sparse()
-        return old is None
 
     def remove(self, rid: str) -> bool:
         row = self.where.pop(rid, None)
