@@ -55,6 +55,7 @@ class Settings:
     commit_timeout: float = 10.0
     min_free_bytes: int | None = None      # refuse writes below this; None: min(256 MiB, 1%)
     fault_file: Path | None = None         # test hook: while it exists, disk writes fail
+    warm_store: bool = True                # read what a retrieve reads into memory at start
     # Admission (api/admission.py): past any of these a request is answered 503 overloaded.
     # Measured on 2 cores (bench/overload.py): at 32-64 requests in flight the handler threads
     # starved the event loop of the GIL and admitted requests waited 5-10 s at 16x the
@@ -92,6 +93,7 @@ class Settings:
             commit_timeout=float(_env("COMMIT_TIMEOUT", str(cls.commit_timeout))),
             min_free_bytes=_optional_int(_env("MIN_FREE_BYTES", "")),
             fault_file=Path(_env("FAULT_FILE", "")) if _env("FAULT_FILE", "") else None,
+            warm_store=_env("WARM_STORE", "1") not in ("0", "false", "no"),
             max_inflight=int(_env("MAX_INFLIGHT", str(cls.max_inflight))),
             max_inflight_bytes=int(_env("MAX_INFLIGHT_BYTES", str(cls.max_inflight_bytes))),
             max_pending_commits=int(_env("MAX_PENDING_COMMITS", str(cls.max_pending_commits))),

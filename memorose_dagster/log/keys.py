@@ -66,6 +66,14 @@ def derived_kind_prefix(kind: str) -> bytes:
     return _key("r", kind, "")
 
 
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key under ``prefix`` (an iterator's upper bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise ValueError("a prefix of 0xff bytes only has no end")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 def access(tenant: str, record_id: str) -> bytes:
     """A memory's running retrieval count (an ``access`` total)."""
     return derived("access", tenant, record_id)

@@ -28,6 +28,7 @@ from rocksdict import (
     DbClosedError,
     Options,
     Rdict,
+    ReadOptions,
     WriteBatch,
 )
 
@@ -60,6 +61,26 @@ REOPEN_MIN_FREE = 4 * 1024 * 1024
 # lookup of an absent key (a new event id, a first access total) without reading a block.
 BLOCK_CACHE_BYTES = 256 * 1024 * 1024
 _BLOCK_CACHE: Cache | None = None  # one per process, shared by every open of a store
+KEEP_INFO_LOGS = 5  # RocksDB's LOG files kept (one more each open; its default keeps 1,000)
+# What a retrieve reads, read once into the block cache as a node starts (``Store.warm``): its
+# memories, insights, the entities a question names, and the events behind them. Not the
+# vectors (two thirds of the store; searches use the vector index) nor the log's own entries.
+WARM_PREFIXES = tuple(keys.derived_kind_prefix(kind) for kind in ("l1", "l2", "entity")) + (
+    keys.EVENTS_PREFIX,)
+WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evicts itself
+WARM_READAHEAD = 2 * 1024 * 1024
+_WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage
+
+
+@dataclass(frozen=True, slots=True)
+class Warmth:
+    """What ``Store.warm`` read: keys, the block cache's bytes after it, and whether it stopped
+    at its share of the cache (``full``) or was stopped."""
+
+    keys: int
+    cache_bytes: int
+    full: bool
+    stopped: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +131,23 @@ def _options() -> Options:
         _BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)
     opts = Options(raw_mode=True)
     opts.create_if_missing(True)
+    opts.set_keep_log_file_num(KEEP_INFO_LOGS)
     table = BlockBasedOptions()
     table.set_block_cache(_BLOCK_CACHE)
     table.set_bloom_filter(10, False)
     opts.set_block_based_table_factory(table)
     return opts
+
+
+def _open(path: Path, access_type: AccessType | None = None) -> Rdict:
+    """The store's RocksDB with these options. They are passed for the default column family
+    too: given only the database's options, rocksdict reopens an existing database with the
+    column family's options as its OPTIONS file saved them, and a table factory it makes anew
+    (RocksDB's default 8 MB block cache, no bloom filter)."""
+    opts = _options()
+    if access_type is None:
+        return Rdict(str(path), opts, column_families={"default": opts})
+    return Rdict(str(path), opts, column_families={"default": opts}, access_type=access_type)
 
 
 class KeyedBatch:
@@ -138,7 +171,7 @@ class Store:
                  record_cache: int | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(self.path), _options())
+        self._db = _open(self.path)
         self.record_cache = RecordCache(entries_from_env() if record_cache is None
                                         else record_cache)
         self._swap_lock = threading.Lock()
@@ -323,7 +356,7 @@ class Store:
             self._db.close_old()
             try:
                 self._wait_released(REOPEN_WAIT)
-                self._db = Rdict(str(self.path), _options())
+                self._db = _open(self.path)
             except Exception:
                 self._open_read_only()
                 raise
@@ -332,7 +365,7 @@ class Store:
     def _open_read_only(self) -> None:
         """Reads go on from a read-only instance (it writes nothing) until the next attempt."""
         try:
-            self._db = Rdict(str(self.path), _options(), access_type=AccessType.read_only())
+            self._db = _open(self.path, AccessType.read_only())
         except Exception as exc:  # reads answer StoreClosed (503) until the next attempt
             log.warning("RocksDB cannot be opened even to read: %s", exc)
 
@@ -385,6 +418,45 @@ class Store:
         """The decoded record of each key (None where absent), through the record cache
         (``record_cache.py``): shared objects, read and never changed by the caller."""
         return self.record_cache.get_many(wanted, self.get_raw_many)
+
+    def warm(self, prefixes: tuple[bytes, ...] = WARM_PREFIXES,
+             stop: threading.Event | None = None) -> Warmth:
+        """Read every key under ``prefixes`` once, in key order, so their blocks sit decoded in
+        the block cache: after a restart (or once the OS has given the files' pages back), a
+        retrieve's first reads cost what later ones do, not a disk read a key. Stops at
+        ``WARM_SHARE`` of the cache, when ``stop`` is set, or when the store is being reopened.
+        Values are not copied out: the iterator's moves load the blocks."""
+        budget = int(BLOCK_CACHE_BYTES * WARM_SHARE)
+        cache = _BLOCK_CACHE
+        read = 0
+        for prefix in prefixes:
+            opts = ReadOptions()
+            opts.set_iterate_upper_bound(keys.prefix_end(prefix))
+            opts.set_readahead_size(WARM_READAHEAD)
+            try:
+                it = self._db.iter(opts)
+            except DbClosedError:
+                return Warmth(read, cache.get_usage() if cache else 0, False, True)
+            it.seek(prefix)
+            while it.valid():
+                it.next()
+                read += 1
+                if read % _WARM_CHECK:
+                    continue
+                usage = cache.get_usage() if cache else 0
+                if (stop is not None and stop.is_set()) or usage >= budget:
+                    del it
+                    return Warmth(read, usage, usage >= budget, usage < budget)
+            del it
+        return Warmth(read, cache.get_usage() if cache else 0, False, False)
+
+    def flush(self) -> None:
+        """Write the memtable out to a table file."""
+        self._db.flush()
+
+    def rocksdb_property(self, name: str) -> str | None:
+        """One of RocksDB's properties (``rocksdb.block-cache-usage``, ...), as text."""
+        return self._db.property_value(name)
 
     def iter_prefix(self, prefix: bytes,
                     start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -557,7 +629,7 @@ class Store:
                 self._wait_released()
                 shutil.rmtree(self.path)
                 shutil.copytree(source, self.path)
-                self._db = Rdict(str(self.path), _options())
+                self._db = _open(self.path)
             finally:
                 self.record_cache.clear()
 
@@ -568,7 +640,7 @@ class Store:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                Rdict(str(self.path), _options()).close()
+                _open(self.path).close()
                 return
             except Exception as exc:  # rocksdict raises a bare Exception for the LOCK file
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:

@@ -1,0 +1,145 @@
+"""The store's RocksDB keeps its configured block cache and bloom filter across reopens, and a
+starting node reads what a retrieve reads into that cache (``Store.warm``): memories, insights,
+entities and events, not the vectors."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+from conftest import make_settings
+
+from memorose_dagster.ids import new_id
+from memorose_dagster.log import store as store_module
+from memorose_dagster.log.store import BLOCK_CACHE_BYTES, WARM_PREFIXES, Store
+from memorose_dagster.node.node import Node
+from memorose_dagster.records import Event, Memory, Vector
+from memorose_dagster.settings import Settings
+
+EVENTS = 3000
+WORDS = ["hiking", "Lisbon", "guitar", "sister", "marathon", "pottery", "Austin", "chess"]
+
+
+def history(n: int) -> list[dict]:
+    """``n`` events of ~600 characters (random words: they compress as little as text does),
+    one memory per ten, and a vector for each of both."""
+    rng = np.random.default_rng(7)
+    records: list[dict] = []
+    for i in range(n):
+        eid = new_id()
+        text = " ".join(rng.choice(WORDS, 90)) + f" {i}"
+        records.append(Event(event_id=eid, tenant="default", user_id=f"u{i % 5}",
+                             stream_id="s", content=text, timestamp=1.0).to_dict())
+        records.append(Vector(tenant="default", record_id=eid, layer="L0", model="m",
+                              values=rng.random(384, dtype=np.float32).tobytes()).to_dict())
+        if i % 10 == 0:
+            mid = f"l1_{i}"
+            records.append(Memory(id=mid, tenant="default", user_id=f"u{i % 5}",
+                                  stream_id="s", content=text[:200],
+                                  source_event_ids=[eid]).to_dict())
+            records.append(Vector(tenant="default", record_id=mid, layer="L1", model="m",
+                                  values=rng.random(384, dtype=np.float32).tobytes()).to_dict())
+    return records
+
+
+def filled(path, n: int = EVENTS) -> None:
+    store = Store(path)
+    records = history(n)
+    for index, start in enumerate(range(0, len(records), 500), start=1):
+        outcome = store.apply(records[start:start + 500], index)
+        assert outcome is not None and not outcome.rejected
+    store.flush()
+    store.close()
+
+
+def table_property(store: Store, name: str) -> int:
+    found = re.search(rf"{re.escape(name)}=(\d+)",
+                      store.rocksdb_property("rocksdb.aggregated-table-properties"))
+    assert found, name
+    return int(found.group(1))
+
+
+def cache_usage(store: Store) -> int:
+    return int(store.rocksdb_property("rocksdb.block-cache-usage"))
+
+
+def test_a_reopened_store_keeps_its_block_cache_and_bloom_filter(tmp_path):
+    Store(tmp_path / "db").close()  # created: rocksdict saved its OPTIONS
+    store = Store(tmp_path / "db")
+    try:
+        # Given only the database's options, rocksdict reopened an existing store with an 8 MB
+        # cache of its own and no bloom filter.
+        capacity = store.rocksdb_property("rocksdb.block-cache-capacity")
+        assert capacity == str(BLOCK_CACHE_BYTES)
+        store.apply([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
+                           content="a fact", timestamp=1.0).to_dict()], 1)
+        store.flush()
+        assert table_property(store, "filter block size") > 0
+    finally:
+        store.close()
+
+
+def test_warm_reads_the_retrieve_records_into_the_block_cache_and_not_the_vectors(tmp_path):
+    filled(tmp_path / "db")
+    store = Store(tmp_path / "db")
+    try:
+        before = cache_usage(store)
+        warmth = store.warm()
+        grown = cache_usage(store) - before
+        assert warmth.cache_bytes == cache_usage(store)
+        wanted = sum(1 for prefix in WARM_PREFIXES for _ in store.iter_prefix(prefix))
+        assert wanted == EVENTS + EVENTS // 10
+        assert (warmth.keys, warmth.full, warmth.stopped) == (wanted, False, False)
+        vectors = sum(len(k) + len(v) for k, v in store.iter_prefix(b"v\x1f"))
+        read = sum(len(k) + len(v) for prefix in WARM_PREFIXES
+                   for k, v in store.iter_prefix(prefix))
+        # What it read (~2.5 MB) is in the cache now; the vectors (~5 MB) are not.
+        assert vectors > 1.5 * read
+        assert read * 0.8 < grown < read * 1.5
+    finally:
+        store.close()
+
+
+def test_warm_stops_at_its_share_of_the_cache_and_when_asked(tmp_path, monkeypatch):
+    filled(tmp_path / "db")
+    store = Store(tmp_path / "db")
+    try:
+        wanted = EVENTS + EVENTS // 10  # counted above; counting here would fill the cache
+        monkeypatch.setattr(store_module, "WARM_SHARE",
+                            (cache_usage(store) + 256 * 1024) / BLOCK_CACHE_BYTES)
+        warmth = store.warm()
+        assert warmth.full and not warmth.stopped and 0 < warmth.keys < wanted
+        monkeypatch.undo()
+        stop = threading.Event()
+        stop.set()
+        warmth = store.warm(stop=stop)
+        assert warmth.stopped and not warmth.full and warmth.keys < wanted
+    finally:
+        store.close()
+
+
+def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder, monkeypatch):
+    home = tmp_path / "n"
+    node = Node(make_settings(home, commit_timeout=5.0), embedder=embedder)
+    try:
+        node.wait_ready()
+        node.ingest([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
+                           content=f"fact number {i}", timestamp=1.0) for i in range(50)])
+    finally:
+        node.close()
+    for warm in (True, False):
+        node = Node(make_settings(home, commit_timeout=5.0, warm_store=warm), embedder=embedder)
+        try:
+            assert (node.warmer is not None) is warm
+            if warm:
+                node.warmer.join(timeout=30)
+                assert node.warmth is not None and node.warmth.keys == 50
+            else:
+                assert node.warmth is None
+        finally:
+            node.close()
+    monkeypatch.setenv("MEMOROSE_WARM_STORE", "0")
+    assert Settings.from_env(check=False).warm_store is False
+    monkeypatch.setenv("MEMOROSE_WARM_STORE", "1")
+    assert Settings.from_env(check=False).warm_store is True
