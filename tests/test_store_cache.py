@@ -124,8 +124,11 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
     node = Node(make_settings(home, commit_timeout=5.0), embedder=embedder)
     try:
         node.wait_ready()
-        node.ingest([Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
-                           content=f"fact number {i}", timestamp=1.0) for i in range(50)])
+        for user in ("u", "v"):  # v writes last
+            node.ingest([Event(event_id=new_id(), tenant="default", user_id=user,
+                               stream_id="s", content=f"fact number {i}", timestamp=1.0)
+                         for i in range(25)])
+        assert node.store.recent_users() == [("default", "v"), ("default", "u")]
     finally:
         node.close()
     for warm in (True, False):
@@ -135,8 +138,9 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
             if warm:
                 node.warmer.join(timeout=30)
                 assert node.warmth is not None and node.warmth.keys == 50
+                assert node.warm_users == 2  # their vectors (none derived yet) are in memory
             else:
-                assert node.warmth is None
+                assert node.warmth is None and node.warm_users == 0
         finally:
             node.close()
     monkeypatch.setenv("MEMOROSE_WARM_STORE", "0")

@@ -97,3 +97,56 @@ def test_a_search_beside_a_writer_sees_only_written_rows(tmp_path):
         done.set()
         reader.join()
     assert searches[0] > 60 and not wrong
+
+
+def test_a_user_being_read_holds_up_no_other_search_and_misses_no_write(tmp_path):
+    """Reading a user's rows from the table happens outside the view's lock: searches of users
+    already in memory go on, and the writes that land meanwhile (a new row for the user, one
+    of its rows deleted, one moved to another user) are in the view it builds."""
+    rng = np.random.default_rng(8)
+    index = VectorIndex(tmp_path / "lancedb", DIM, "m")
+    index.upsert([VectorRow(f"r{i}", "t", USERS[i % 2], "s1", "L0", v)
+                  for i, v in enumerate(unit(rng, 40))])
+    query = unit(rng)[0]
+    index.search(query, "t", "alice", 5)  # alice in memory; bob is read on his first search
+    memory = index._memory  # noqa: SLF001 - the view's reads, held at a gate
+    read_rows, entered, gate = memory._load, threading.Event(), threading.Event()  # noqa: SLF001
+
+    def gated_read(tenant: str, user_id: str) -> list:
+        rows = list(read_rows(tenant, user_id))
+        entered.set()
+        assert gate.wait(30)
+        return rows
+
+    memory._load = gated_read  # noqa: SLF001
+    bob_first: list = []
+    reader = threading.Thread(target=lambda: bob_first.extend(index.search(query, "t", "bob",
+                                                                           40)))
+    reader.start()
+    try:
+        assert entered.wait(30)
+        other = threading.Thread(target=index.search, args=(query, "t", "alice", 5))
+        other.start()
+        other.join(timeout=10)
+        assert not other.is_alive()  # alice's search did not wait for bob's read
+        index.upsert([VectorRow("new", "t", "bob", "s1", "L1", unit(rng)[0]),
+                      VectorRow("r1", "t", "alice", "s1", "L0", unit(rng)[0])])  # moved
+        index.delete([("t", "r3")])
+    finally:
+        gate.set()
+        reader.join(timeout=30)
+    assert not reader.is_alive()
+    ids = {h.id for h in bob_first}
+    assert "new" in ids and not ids & {"r1", "r3"} and len(ids) == 20 - 2 + 1
+    same_as_the_table(index, query, 0)
+
+
+def test_load_user_brings_a_user_in_before_the_first_search(tmp_path):
+    rng = np.random.default_rng(9)
+    index = VectorIndex(tmp_path / "lancedb", DIM, "m")
+    index.upsert([VectorRow(f"r{i}", "t", USERS[i % 3], "s1", "L0", v)
+                  for i, v in enumerate(unit(rng, 30))])
+    assert index.memory_rows[0] == 0
+    assert index.load_user("t", "alice") and index.load_user("t", "bob")
+    assert index.memory_rows[0] == 20
+    same_as_the_table(index, unit(rng)[0], 0)

@@ -110,8 +110,22 @@ class _User:
 Loader = Callable[[str, str], Iterable[tuple[str, str, str, np.ndarray]]]
 
 
+class _Loading:
+    """A user being read from the table, outside the lock: the writes that land meanwhile are
+    kept here and replayed over the rows read, so the view misses none of them."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.writes: list[tuple[str, tuple[str, str, np.ndarray] | None]] = []  # id, row | None
+        self.cancelled = False  # cleared meanwhile: what was read may be gone
+
+
 class UserVectors:
-    """Exact per-user search over vectors held in memory (see the module docstring)."""
+    """Exact per-user search over vectors held in memory (see the module docstring).
+
+    A user's rows are read from the table without holding the lock (~5 ms warm, ~100 ms from
+    a cold disk at 5,000 rows): searches of the users already in memory go on meanwhile, and a
+    second search of the same user waits for the one read."""
 
     def __init__(self, dim: int, load: Loader, max_rows: int | None = None):
         self._dim = dim
@@ -119,18 +133,27 @@ class UserVectors:
         self._max_rows = max_rows_from_env() if max_rows is None else max_rows
         self._users: OrderedDict[tuple[str, str], _User] = OrderedDict()
         self._owner: dict[tuple[str, str], tuple[str, str]] = {}  # (tenant, id) -> user
+        self._loading: dict[tuple[str, str], _Loading] = {}
         self._rows = 0
         self._lock = threading.Lock()
+
+    @property
+    def max_rows(self) -> int:
+        return self._max_rows
+
+    @property
+    def rows(self) -> int:
+        return self._rows
 
     def search(self, vector: np.ndarray, tenant: str, user_id: str, limit: int,
                stream_id: str | None, layers: list[str] | None,
                ) -> list[tuple[str, str, float]] | None:
         """(id, layer, cosine) of the ``limit`` nearest rows, or None when the user does not
         fit in memory (the caller asks the table)."""
+        user = self._get(tenant, user_id)
+        if user is None:
+            return None
         with self._lock:
-            user = self._get(tenant, user_id)
-            if user is None:
-                return None
             ids, row_layers, streams, matrix, alive = user.view()
             keep = alive.copy()
         if not keep.any() or limit <= 0:
@@ -147,22 +170,57 @@ class UserVectors:
         order = candidates[np.argsort(-scores[candidates], kind="stable")]
         return [(ids[i], row_layers[i], float(scores[i])) for i in order]
 
+    def load(self, tenant: str, user_id: str) -> bool:
+        """Bring a user's rows into memory ahead of their first question (a starting node's
+        warm-up); False when they do not fit."""
+        return self._get(tenant, user_id) is not None
+
     def _get(self, tenant: str, user_id: str) -> _User | None:
         key = (tenant, user_id)
-        user = self._users.get(key)
-        if user is not None:
-            self._users.move_to_end(key)
-            return user
-        rows = {rid: (layer, stream, np.asarray(vec, dtype=np.float32))
-                for rid, layer, stream, vec in self._load(tenant, user_id)}
-        if len(rows) > self._max_rows:
-            return None
-        while self._users and self._rows + len(rows) > self._max_rows:
-            self._drop(next(iter(self._users)))
-        user = self._users[key] = _User(self._dim, rows)
-        self._rows += len(rows)
-        self._owner.update(((tenant, rid), key) for rid in rows)
-        return user
+        while True:
+            with self._lock:
+                user = self._users.get(key)
+                if user is not None:
+                    self._users.move_to_end(key)
+                    return user
+                loading = self._loading.get(key)
+                if loading is None:
+                    loading = self._loading[key] = _Loading()
+                    break
+            loading.done.wait()  # another search reads this user: use what it read
+            with self._lock:
+                user = self._users.get(key)
+                if user is not None or not loading.cancelled:
+                    return user  # None: too large to hold, the table answers
+        try:
+            rows = {rid: (layer, stream, np.asarray(vec, dtype=np.float32))
+                    for rid, layer, stream, vec in self._load(tenant, user_id)}
+        except BaseException:
+            with self._lock:
+                loading.cancelled = True
+                del self._loading[key]
+            loading.done.set()
+            raise
+        with self._lock:
+            del self._loading[key]
+            try:
+                if loading.cancelled:
+                    return None  # cleared while reading: the table answers this once
+                for rid, row in loading.writes:
+                    if row is None:
+                        rows.pop(rid, None)
+                    else:
+                        rows[rid] = row
+                if len(rows) > self._max_rows:
+                    return None
+                while self._users and self._rows + len(rows) > self._max_rows:
+                    self._drop(next(iter(self._users)))
+                user = self._users[key] = _User(self._dim, rows)
+                self._rows += len(rows)
+                self._owner.update(((tenant, rid), key) for rid in rows)
+                return user
+            finally:
+                loading.done.set()
 
     def _drop(self, key: tuple[str, str]) -> None:
         user = self._users.pop(key)
@@ -175,10 +233,15 @@ class UserVectors:
         with self._lock:
             for tenant, user_id, rid, layer, stream, vector in rows:
                 self._remove(tenant, rid)
+                vector = np.asarray(vector, dtype=np.float32)
+                for (loading_tenant, loading_user), loading in self._loading.items():
+                    if loading_tenant == tenant:  # moved away from a user being read, or to it
+                        loading.writes.append((rid, (layer, stream, vector)
+                                               if loading_user == user_id else None))
                 user = self._users.get((tenant, user_id))
                 if user is None:
                     continue  # loaded from the table when first asked
-                user.put(rid, layer, stream, np.asarray(vector, dtype=np.float32))
+                user.put(rid, layer, stream, vector)
                 self._owner[tenant, rid] = (tenant, user_id)
                 self._rows += 1
 
@@ -186,6 +249,9 @@ class UserVectors:
         with self._lock:
             for tenant, rid in keys:
                 self._remove(tenant, rid)
+                for (loading_tenant, _), loading in self._loading.items():
+                    if loading_tenant == tenant:
+                        loading.writes.append((rid, None))
 
     def _remove(self, tenant: str, rid: str) -> None:
         owner = self._owner.pop((tenant, rid), None)
@@ -198,3 +264,5 @@ class UserVectors:
             self._users.clear()
             self._owner.clear()
             self._rows = 0
+            for loading in self._loading.values():
+                loading.cancelled = True

@@ -123,6 +123,16 @@ class VectorIndex:
             self._table.delete("true")
             self._memory.clear()
 
+    def load_user(self, tenant: str, user_id: str) -> bool:
+        """Read a user's rows into memory before their first question; False when they do not
+        fit (their searches go to the table)."""
+        return self._memory.load(tenant, user_id)
+
+    @property
+    def memory_rows(self) -> tuple[int, int]:
+        """(rows held in memory, the most it holds)."""
+        return self._memory.rows, self._memory.max_rows
+
     @property
     def has_ann(self) -> bool:
         """Whether the table has its ANN index (built once it held ``ANN_MIN_ROWS``)."""

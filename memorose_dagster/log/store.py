@@ -450,6 +450,13 @@ class Store:
             del it
         return Warmth(read, cache.get_usage() if cache else 0, False, False)
 
+    def recent_users(self) -> list[tuple[str, str]]:
+        """(tenant, user_id) of every user with events, the latest written first."""
+        users = [(value, key.split(keys.SEP_BYTES)[1:3])
+                 for key, value in self.iter_prefix(keys.LAST_EVENT_PREFIX)]
+        users.sort(key=lambda item: item[0], reverse=True)
+        return [(tenant.decode(), user.decode()) for _, (tenant, user) in users]
+
     def flush(self) -> None:
         """Write the memtable out to a table file."""
         self._db.flush()
