@@ -20,7 +20,6 @@ the same node with ``MEMOROSE_WARM_STORE=0``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,10 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-from history import History
 from ingest_retrieve import (
     REQUEST_TIMEOUT,
-    NodeProcess,
     Row,
     format_table,
     header,
@@ -39,7 +36,7 @@ from ingest_retrieve import (
     percentiles,
     progress,
 )
-from retrieve_clients import FRESH_EVENTS, Questions, ask
+from retrieve_clients import Questions, ask, kept_node, kept_questions, store_parser
 
 CONFIGS = {"warm-up (as served)": "1", "baseline: no warm-up": "0"}
 
@@ -62,9 +59,7 @@ def measure(root: Path, warm: str, queries: int, questions: Questions,
             ) -> tuple[float, list[float], list[float]]:
     """(seconds to /health, first question per user ms, later questions ms)."""
     give_back_pages(root / "node")
-    node = NodeProcess(root / "node", root / "node-restart.log")
-    node.port, node.raft_port = json.loads((root / "ports.json").read_text())
-    node.url = node.url.rsplit(":", 1)[0] + f":{node.port}"
+    node = kept_node(root, "node-restart.log")
     saved = os.environ.get("MEMOROSE_WARM_STORE")
     os.environ["MEMOROSE_WARM_STORE"] = warm
     try:
@@ -85,11 +80,7 @@ def measure(root: Path, warm: str, queries: int, questions: Questions,
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("store", help="a directory kept by realistic.py --keep")
-    parser.add_argument("--events", type=int, default=100_000, help="the store's size (100000)")
-    parser.add_argument("--users", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = store_parser(__doc__.split("\n", 1)[0])
     parser.add_argument("--queries", type=int, default=300, help="questions per row (300)")
     parser.add_argument("--rounds", type=int, default=2, help="rows per setting (2)")
     return parser.parse_args(argv)
@@ -97,12 +88,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    root = Path(args.store)
-    if not (root / "ports.json").exists():
-        print(f"{root} is not a store kept by realistic.py --keep", file=sys.stderr)
+    questions = kept_questions(args)
+    if questions is None:
         return 2
+    root = Path(args.store)
     print(header("restart"), flush=True)
-    questions = Questions(History(args.events + FRESH_EVENTS, args.users, args.seed))
     rows: list[Row] = []
     for round_number in range(1, args.rounds + 1):
         order = list(CONFIGS.items())[::1 if round_number % 2 else -1]  # ABBA

@@ -58,6 +58,34 @@ class Questions:
         return self.history.questions(n, seed=len(self.asked), asked=self.asked)
 
 
+def kept_node(root: Path, log_name: str) -> NodeProcess:
+    """A ``memorose serve`` for the store ``realistic.py --keep`` left in ``root``, on its ports
+    (the node keeps its Raft address)."""
+    node = NodeProcess(root / "node", root / log_name)
+    node.port, node.raft_port = json.loads((root / "ports.json").read_text())
+    node.url = node.url.rsplit(":", 1)[0] + f":{node.port}"
+    return node
+
+
+def store_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a bench over a kept store: the store, and its history's shape."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("store", help="a directory kept by realistic.py --keep")
+    parser.add_argument("--events", type=int, default=100_000, help="the store's size (100000)")
+    parser.add_argument("--users", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def kept_questions(args: argparse.Namespace) -> Questions | None:
+    """The questions over the kept store ``args.store``; None (and a message) if it is not one."""
+    root = Path(args.store)
+    if not (root / "ports.json").exists():
+        print(f"{root} is not a store kept by realistic.py --keep", file=sys.stderr)
+        return None
+    return Questions(History(args.events + FRESH_EVENTS, args.users, args.seed))
+
+
 def ask(client: httpx.Client, user: str, question: str) -> float:
     sent = time.perf_counter()
     response = client.post("/api/v1/retrieve",
@@ -71,9 +99,7 @@ def ask(client: httpx.Client, user: str, question: str) -> float:
 def measure(root: Path, blas_threads: str | None, clients: int, per_client: int,
             questions: Questions) -> tuple[float, list[float], float]:
     """(seconds, client ms of every question, node CPU seconds) of ``clients`` side by side."""
-    node = NodeProcess(root / "node", root / "node-clients.log")
-    node.port, node.raft_port = json.loads((root / "ports.json").read_text())
-    node.url = node.url.rsplit(":", 1)[0] + f":{node.port}"
+    node = kept_node(root, "node-clients.log")
     saved = os.environ.pop("OPENBLAS_NUM_THREADS", None)
     if blas_threads is not None:
         os.environ["OPENBLAS_NUM_THREADS"] = blas_threads
@@ -115,11 +141,7 @@ def measure(root: Path, blas_threads: str | None, clients: int, per_client: int,
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("store", help="a directory kept by realistic.py --keep")
-    parser.add_argument("--events", type=int, default=100_000, help="the store's size (100000)")
-    parser.add_argument("--users", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = store_parser(__doc__.split("\n", 1)[0])
     parser.add_argument("--clients", default="1,2,4", help="client counts (1,2,4)")
     parser.add_argument("--queries", type=int, default=200, help="questions per row (200)")
     parser.add_argument("--rounds", type=int, default=2, help="rows per count and setting (2)")
@@ -128,12 +150,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    root = Path(args.store)
-    if not (root / "ports.json").exists():
-        print(f"{root} is not a store kept by realistic.py --keep", file=sys.stderr)
+    questions = kept_questions(args)
+    if questions is None:
         return 2
+    root = Path(args.store)
     print(header("retrieve clients"), flush=True)
-    questions = Questions(History(args.events + FRESH_EVENTS, args.users, args.seed))
     rows: list[Row] = []
     for clients in (int(c) for c in args.clients.split(",")):
         for round_number in range(1, args.rounds + 1):
