@@ -11,6 +11,7 @@ import numpy as np
 from conftest import make_settings
 
 from memorose_dagster.ids import new_id
+from memorose_dagster.log import keys
 from memorose_dagster.log import store as store_module
 from memorose_dagster.log.store import BLOCK_CACHE_BYTES, WARM_PREFIXES, Store
 from memorose_dagster.node.node import Node
@@ -88,11 +89,11 @@ def test_warm_reads_the_retrieve_records_into_the_block_cache_and_not_the_vector
         warmth = store.warm()
         grown = cache_usage(store) - before
         assert warmth.cache_bytes == cache_usage(store)
-        wanted = sum(1 for prefix in WARM_PREFIXES for _ in store.iter_prefix(prefix))
+        wanted = sum(1 for prefix, _ in WARM_PREFIXES for _ in store.iter_prefix(prefix))
         assert wanted == EVENTS + EVENTS // 10
         assert (warmth.keys, warmth.full, warmth.stopped) == (wanted, False, False)
         vectors = sum(len(k) + len(v) for k, v in store.iter_prefix(b"v\x1f"))
-        read = sum(len(k) + len(v) for prefix in WARM_PREFIXES
+        read = sum(len(k) + len(v) for prefix, _ in WARM_PREFIXES
                    for k, v in store.iter_prefix(prefix))
         # What it read (~2.5 MB) is in the cache now; the vectors (~5 MB) are not.
         assert vectors > 1.5 * read
@@ -115,6 +116,30 @@ def test_warm_stops_at_its_share_of_the_cache_and_when_asked(tmp_path, monkeypat
         stop.set()
         warmth = store.warm(stop=stop)
         assert warmth.stopped and not warmth.full and warmth.keys < wanted
+    finally:
+        store.close()
+
+
+def test_a_warm_up_cut_short_by_its_share_kept_the_newest_events(tmp_path, monkeypatch):
+    filled(tmp_path / "db")
+    store = Store(tmp_path / "db")
+    try:
+        event_keys = [key for key, _ in store.iter_prefix(keys.EVENTS_PREFIX)]  # oldest first
+        event_bytes = sum(len(v) for _, v in store.iter_prefix(keys.EVENTS_PREFIX))
+        store.close()
+        store_module._BLOCK_CACHE.set_capacity(1)  # empties the shared cache  # noqa: SLF001
+        store_module._BLOCK_CACHE.set_capacity(BLOCK_CACHE_BYTES)  # noqa: SLF001
+        store = Store(tmp_path / "db")
+        monkeypatch.setattr(store_module, "WARM_SHARE",
+                            (cache_usage(store) + event_bytes // 3) / BLOCK_CACHE_BYTES)
+        warmth = store.warm()
+        assert warmth.full and warmth.keys < EVENTS
+        before = cache_usage(store)
+        store.get_raw_many(event_keys[-300:])  # the newest: in the cache already
+        newest = cache_usage(store) - before
+        store.get_raw_many(event_keys[:300])  # the oldest: read from the files now
+        oldest = cache_usage(store) - before - newest
+        assert newest == 0 and oldest > 100_000
     finally:
         store.close()
 

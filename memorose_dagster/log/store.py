@@ -63,10 +63,12 @@ BLOCK_CACHE_BYTES = 256 * 1024 * 1024
 _BLOCK_CACHE: Cache | None = None  # one per process, shared by every open of a store
 KEEP_INFO_LOGS = 5  # RocksDB's LOG files kept (one more each open; its default keeps 1,000)
 # What a retrieve reads, read once into the block cache as a node starts (``Store.warm``): its
-# memories, insights, the entities a question names, and the events behind them. Not the
-# vectors (two thirds of the store; searches use the vector index) nor the log's own entries.
-WARM_PREFIXES = tuple(keys.derived_kind_prefix(kind) for kind in ("l1", "l2", "entity")) + (
-    keys.EVENTS_PREFIX,)
+# memories, insights, the entities a question names, and the events behind them, the newest
+# first (event ids sort by time: a store larger than the warm-up's share keeps the recent
+# ones). Not the vectors (two thirds of the store; searches use the vector index) nor the
+# log's own entries. (prefix, newest first)
+WARM_PREFIXES = tuple((keys.derived_kind_prefix(kind), False)
+                      for kind in ("l1", "l2", "entity")) + ((keys.EVENTS_PREFIX, True),)
 WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evicts itself
 WARM_READAHEAD = 2 * 1024 * 1024
 _WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage
@@ -419,17 +421,18 @@ class Store:
         (``record_cache.py``): shared objects, read and never changed by the caller."""
         return self.record_cache.get_many(wanted, self.get_raw_many)
 
-    def warm(self, prefixes: tuple[bytes, ...] = WARM_PREFIXES,
+    def warm(self, prefixes: tuple[tuple[bytes, bool], ...] = WARM_PREFIXES,
              stop: threading.Event | None = None) -> Warmth:
-        """Read every key under ``prefixes`` once, in key order, so their blocks sit decoded in
-        the block cache: after a restart (or once the OS has given the files' pages back), a
-        retrieve's first reads cost what later ones do, not a disk read a key. Stops at
-        ``WARM_SHARE`` of the cache, when ``stop`` is set, or when the store is being reopened.
-        Values are not copied out: the iterator's moves load the blocks."""
+        """Read every key under each of ``prefixes`` once (``(prefix, newest_first)``: in key
+        order, or from the last key back), so their blocks sit decoded in the block cache:
+        after a restart (or once the OS has given the files' pages back), a retrieve's first
+        reads cost what later ones do, not a disk read a key. Stops at ``WARM_SHARE`` of the
+        cache, when ``stop`` is set, or when the store is being reopened. Values are not copied
+        out: the iterator's moves load the blocks."""
         budget = int(BLOCK_CACHE_BYTES * WARM_SHARE)
         cache = _BLOCK_CACHE
         read = 0
-        for prefix in prefixes:
+        for prefix, newest_first in prefixes:
             opts = ReadOptions()
             opts.set_iterate_upper_bound(keys.prefix_end(prefix))
             opts.set_readahead_size(WARM_READAHEAD)
@@ -437,9 +440,15 @@ class Store:
                 it = self._db.iter(opts)
             except DbClosedError:
                 return Warmth(read, cache.get_usage() if cache else 0, False, True)
-            it.seek(prefix)
-            while it.valid():
-                it.next()
+            if newest_first:
+                it.seek_to_last()
+            else:
+                it.seek(prefix)
+            while it.valid() and (not newest_first or it.key().startswith(prefix)):
+                if newest_first:
+                    it.prev()
+                else:
+                    it.next()
                 read += 1
                 if read % _WARM_CHECK:
                     continue
