@@ -67,8 +67,9 @@ KEEP_INFO_LOGS = 5  # RocksDB's LOG files kept (one more each open; its default 
 # first (event ids sort by time: a store larger than the warm-up's share keeps the recent
 # ones). Not the vectors (two thirds of the store; searches use the vector index) nor the
 # log's own entries. (prefix, newest first)
-WARM_PREFIXES = tuple((keys.derived_kind_prefix(kind), False)
-                      for kind in ("l1", "l2", "entity")) + ((keys.EVENTS_PREFIX, True),)
+WARM_RECORDS = tuple((keys.derived_kind_prefix(kind), False) for kind in ("l1", "l2", "entity"))
+WARM_EVENTS = ((keys.EVENTS_PREFIX, True),)
+WARM_PREFIXES = WARM_RECORDS + WARM_EVENTS
 WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evicts itself
 WARM_READAHEAD = 2 * 1024 * 1024
 _WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage

@@ -29,7 +29,7 @@ from memorose_dagster.index.vectors import VectorIndex
 from memorose_dagster.log import keys
 from memorose_dagster.log.faults import FaultFile, FaultState
 from memorose_dagster.log.replicated import ROLES, MemoryLog
-from memorose_dagster.log.store import StoreClosed, Warmth
+from memorose_dagster.log.store import WARM_EVENTS, WARM_RECORDS, StoreClosed, Warmth
 from memorose_dagster.log.validate import InvalidRecord, validate_record
 from memorose_dagster.models.embedding import Embedder
 from memorose_dagster.models.provider import make_embedder
@@ -400,23 +400,27 @@ class Node:
 
     def _warm(self) -> None:
         """What a retrieve reads, brought into memory beside the node's start and its first
-        requests: the records into RocksDB's block cache (``Store.warm``; ~0.2-1 s at 100k
-        events), then the vectors of the users who wrote last, until half of what the vector
-        view holds. A restarted node's first questions then read memory, not a disk read a
-        key and a user's whole table."""
+        requests (``Store.warm``): the memories, insights and entities into RocksDB's block
+        cache; then the vectors of the users who wrote last, until half of what the vector view
+        holds (a user's first question read them from the table: ~100 ms from a cold disk at
+        5,000 rows); then the events, newest first. ~2-3 s at 100k events from a cold disk. A
+        restarted node's first questions then read memory, not a disk read a key."""
         started = time.monotonic()
         try:
-            warmth = self.store.warm(stop=self._warm_stop)
+            records = self.store.warm(WARM_RECORDS, stop=self._warm_stop)
             users = 0
             for tenant, user_id in self.store.recent_users():
                 held, most = self.indexer.vectors.memory_rows
                 if self._warm_stop.is_set() or held >= most // 2:
                     break
                 users += self.indexer.vectors.load_user(tenant, user_id)
+            events = self.store.warm(WARM_EVENTS, stop=self._warm_stop)
         except Exception as exc:  # a storage fault, a closing store: reads go to disk as before
             log.warning("warming the node's caches stopped: %s", exc)
             return
-        self.warmth = warmth
+        self.warmth = warmth = Warmth(records.keys + events.keys, events.cache_bytes,
+                                      records.full or events.full,
+                                      records.stopped or events.stopped)
         self.warm_users = users
         log.info("warmed the caches in %.2f s: %d keys (%.0f MB of block cache%s), the "
                  "vectors of %d users (%d rows)", time.monotonic() - started, warmth.keys,
