@@ -150,9 +150,14 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
     try:
         node.wait_ready()
         for user in ("u", "v"):  # v writes last
-            node.ingest([Event(event_id=new_id(), tenant="default", user_id=user,
-                               stream_id="s", content=f"fact number {i}", timestamp=1.0)
-                         for i in range(25)])
+            events = [Event(event_id=new_id(), tenant="default", user_id=user, stream_id="s",
+                            content=f"fact number {i}", timestamp=1.0) for i in range(25)]
+            node.ingest(events)
+            # The vectors of the first ten, committed as the pipeline commits them.
+            node.submit([Vector(tenant="default", record_id=e.event_id, layer="L0",
+                                model=embedder.name, values=vector.tobytes()).to_dict()
+                         for e, vector in zip(events[:10], embedder.embed(
+                             [e.content for e in events[:10]]), strict=True)])
         assert node.store.recent_users() == [("default", "v"), ("default", "u")]
     finally:
         node.close()
@@ -163,9 +168,11 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
             if warm:
                 node.warmer.join(timeout=30)
                 assert node.warmth is not None and node.warmth.keys == 50
-                assert node.warm_users == 2  # their vectors (none derived yet) are in memory
+                assert node.warm_users == 2
+                assert node.indexer.vectors.memory_rows[0] == 20  # read before any question
             else:
                 assert node.warmth is None and node.warm_users == 0
+                assert node.indexer.vectors.memory_rows[0] == 0
         finally:
             node.close()
     monkeypatch.setenv("MEMOROSE_WARM_STORE", "0")

@@ -53,10 +53,6 @@ def user_last_event(tenant: str, user_id: str) -> bytes:
     return _key("l", tenant, user_id)
 
 
-LAST_EVENT_PREFIX = b"l\x1f"
-SEP_BYTES = SEP.encode()
-
-
 def derived(kind: str, tenant: str, record_id: str) -> bytes:
     return _key("r", kind, tenant, record_id)
 

@@ -432,6 +432,7 @@ class Store:
         out: the iterator's moves load the blocks."""
         budget = int(BLOCK_CACHE_BYTES * WARM_SHARE)
         cache = _BLOCK_CACHE
+        assert cache is not None  # made by the first open
         read = 0
         for prefix, newest_first in prefixes:
             opts = ReadOptions()
@@ -440,32 +441,29 @@ class Store:
             try:
                 it = self._db.iter(opts)
             except DbClosedError:
-                return Warmth(read, cache.get_usage() if cache else 0, False, True)
+                return Warmth(read, cache.get_usage(), False, True)
             if newest_first:
                 it.seek_to_last()
             else:
                 it.seek(prefix)
+            step = it.prev if newest_first else it.next
             while it.valid() and (not newest_first or it.key().startswith(prefix)):
-                if newest_first:
-                    it.prev()
-                else:
-                    it.next()
+                step()
                 read += 1
-                if read % _WARM_CHECK:
-                    continue
-                usage = cache.get_usage() if cache else 0
-                if (stop is not None and stop.is_set()) or usage >= budget:
-                    del it
-                    return Warmth(read, usage, usage >= budget, usage < budget)
-            del it
-        return Warmth(read, cache.get_usage() if cache else 0, False, False)
+                if read % _WARM_CHECK == 0:
+                    usage = cache.get_usage()
+                    if usage >= budget or (stop is not None and stop.is_set()):
+                        return Warmth(read, usage, usage >= budget, usage < budget)
+        return Warmth(read, cache.get_usage(), False, False)
 
     def recent_users(self) -> list[tuple[str, str]]:
-        """(tenant, user_id) of every user with events, the latest written first."""
-        users = [(value, key.split(keys.SEP_BYTES)[1:3])
-                 for key, value in self.iter_prefix(keys.LAST_EVENT_PREFIX)]
-        users.sort(key=lambda item: item[0], reverse=True)
-        return [(tenant.decode(), user.decode()) for _, (tenant, user) in users]
+        """(tenant, user_id) of every user with events, the latest to write first (those whose
+        last event predates that record last)."""
+        users = self.users()
+        last = self.last_events(users)
+        order = sorted(range(len(users)), key=lambda i: -1 if last[i] is None else last[i],
+                       reverse=True)
+        return [users[i] for i in order]
 
     def flush(self) -> None:
         """Write the memtable out to a table file."""
