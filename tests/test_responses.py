@@ -8,7 +8,7 @@ import json
 import math
 
 from api.responses import JSONResponse
-from memorose_dagster.node.retrieval import STAGES
+from memorose_dagster.node.retrieval import BESIDE, STAGES
 
 
 def test_an_answer_reads_back_as_the_values_it_was_given():
@@ -45,4 +45,7 @@ def test_a_retrieve_says_where_its_time_went(client):
     stages = {name: float(ms) for name, ms in timing.items()}
     assert all(ms >= 0 for ms in stages.values()) and stages["embed"] > 0
     assert float(timing["total"]) == answer.json()["took_ms"]
-    assert sum(stages[s] for s in STAGES) <= stages["total"] + 0.05  # the stages lie within
+    # The stages lie within: those of the asking thread one after another, and BM25 with the
+    # entities before it on a worker beside the embedding.
+    assert sum(stages[s] for s in STAGES if s not in BESIDE) <= stages["total"] + 0.05
+    assert sum(stages[s] for s in BESIDE) <= stages["total"] + 0.05

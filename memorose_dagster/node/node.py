@@ -433,6 +433,7 @@ class Node:
             self.warmer.join(timeout=10)
         self.access.stop()
         self.members.stop()
+        self.retriever.close()
         self.log.wait_snapshot_written()
         self.log.destroy_synchronous()
         self.indexer.stop()
