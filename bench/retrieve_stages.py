@@ -3,9 +3,10 @@
 Over a store kept by ``realistic.py --keep DIR`` (its 100k events with their memories), one
 node in this process answers distinct real-length questions (``history.py``), one client or
 several side by side. A retrieve looks up the entities its question names and runs BM25 on a
-worker while the asking thread embeds the question (``memorose_dagster/node/retrieval.py``). The
-baseline, in the same run, alternating with it (per question with one client, ABBA by round with
-several): the same node running those two stages first on the asking thread, as it did before.
+worker while the asking thread embeds the question, unless another retrieve is under way
+(``memorose_dagster/node/retrieval.py``). The baseline, in the same run, alternating with it (per
+question with one client, ABBA by round with several): the same node running those two stages
+first on the asking thread, as it did before.
 
 Each row gives the latency of the retrieve call (no HTTP) and each stage's p50 / p99 from its
 ``timings``; ``embed`` is what of the embedding the lexical side did not cover.

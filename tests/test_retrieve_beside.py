@@ -93,3 +93,53 @@ def test_an_error_on_the_lexical_side_reaches_the_caller(node: Node):
     node.indexer.fulltext.search = broken
     with pytest.raises(RuntimeError, match="full-text index is gone"):
         node.retrieve("default", "u", "Where is Maya?", 3)
+
+
+class Held:
+    """The test's embedder, whose question embedding of ``HOLD`` waits to be let go."""
+
+    HOLD = "Where does Maya hold her class?"
+
+    def __init__(self, inner: LocalMiniLM):
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def embed(self, texts: list[str]):
+        return self.inner.embed(texts)
+
+    def embed_queries(self, texts: list[str]):
+        if texts == [self.HOLD]:
+            self.holding.set()
+            if not self.release.wait(DEADLINE):
+                raise AssertionError("never let go")
+        return self.inner.embed_queries(texts)
+
+
+def test_beside_another_retrieve_the_stages_run_in_turn(tmp_path: Path, embedder: LocalMiniLM):
+    held = Held(embedder)
+    node = Node(make_settings(tmp_path / "node"), embedder=held)
+    try:
+        node.wait_ready()
+        ingest(node, ["Maya moved to Lisbon in May.", "Maya started a pottery class."])
+        search, searched_on = node.indexer.fulltext.search, {}
+
+        def recorded(query, *args, **kwargs):
+            searched_on[threading.current_thread().name] = query
+            return search(query, *args, **kwargs)
+
+        node.indexer.fulltext.search = recorded
+        answers: dict[str, list] = {}
+        first = threading.Thread(target=lambda: answers.setdefault(
+            "first", node.retrieve("default", "u", Held.HOLD, 3)), name="first")
+        first.start()
+        assert held.holding.wait(DEADLINE)  # the first retrieve is embedding its question
+        answers["second"] = node.retrieve("default", "u", "Where is Maya now?", 3)
+        held.release.set()
+        first.join(DEADLINE)
+        asking = threading.current_thread().name
+        assert asking in searched_on  # the second: BM25 on its own thread
+        assert "first" not in searched_on and len(searched_on) == 2  # the first: on the worker
+        assert answers["first"] and answers["second"]
+    finally:
+        held.release.set()
+        node.close()

@@ -3,7 +3,6 @@ and each result given its provenance back to the raw events."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -108,11 +107,13 @@ class Retriever:
         self._embedder = embedder
         self._query_vector = QueryVectors(embedder)
         # The lexical side of a retrieve (named entities, BM25) runs here while the asking
-        # thread embeds the question: onnxruntime runs without the interpreter lock, so the
-        # two overlap on a second core. One worker a core: more only queue for the lock.
-        self._lexical = ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4)),
-                                           thread_name_prefix="retrieve-lexical")
+        # thread embeds the question, when no other retrieve is under way: onnxruntime runs
+        # without the interpreter lock, so the two overlap on a second core. Beside other
+        # retrieves there is no core to spare (2 clients: -7% questions/s).
+        self._lexical = ThreadPoolExecutor(1, thread_name_prefix="retrieve-lexical")
         self.lexical_beside = True  # False: on the asking thread, before the embedding
+        self._asking = 0  # retrieves under way: with another one, no core is left to share
+        self._asking_lock = threading.Lock()
 
     def close(self) -> None:
         """Stops the lexical workers, after the retrieves they hold."""
@@ -149,11 +150,25 @@ class Retriever:
         ``why``: the BM25 and vector signals, graph expansion, the fused score and the factors
         the ranking applied to it (``score`` = ``fused`` x the factors). ``timings``, when
         given, gets the milliseconds of each stage (``STAGES``)."""
+        with self._asking_lock:
+            self._asking += 1
+            alone = self._asking == 1
+        try:
+            return self._retrieve(tenant, user_id, query, top_k, stream_id, layers, explain,
+                                  timings, beside=alone and self.lexical_beside)
+        finally:
+            with self._asking_lock:
+                self._asking -= 1
+
+    def _retrieve(self, tenant: str, user_id: str, query: str, top_k: int,
+                  stream_id: str | None, layers: list[str] | None, explain: bool,
+                  timings: dict[str, float] | None, beside: bool) -> list[dict[str, Any]]:
+        """``retrieve``; ``beside``: its lexical side on a worker."""
         laps = Laps(timings)
         pool = max(3 * top_k, 30)
         lexical_side = (self._lexical_side, tenant, user_id, query, pool, stream_id, layers,
                         timings)
-        if self.lexical_beside:
+        if beside:
             lexical = self._lexical.submit(*lexical_side)
         else:
             lexical = _now(*lexical_side)
