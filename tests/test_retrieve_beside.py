@@ -1,9 +1,11 @@
-"""A retrieve embeds its question while a worker looks up the entities it names and runs BM25:
-both run at once, and the answer is the one the stages give one after another."""
+"""A retrieve embeds its question while a worker looks up the entities it names and runs BM25
+(unless another retrieve is under way): both run at once, and the answer is the one the stages
+give one after another."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,53 +24,100 @@ def ingest(node: Node, contents: list[str]) -> None:
     node.ingest(said("u", contents, MAY_1, "s"))
 
 
-class Gated:
-    """The test's embedder, whose question embedding waits until BM25 has run elsewhere."""
+class Hooked:
+    """The test's embedder: the real one, calling ``before`` ahead of a question's embedding
+    once it is set (the node's start embeds a question too, as its model loads)."""
 
     def __init__(self, inner: LocalMiniLM):
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.embedding, self.searching = threading.Event(), threading.Event()
-        self.thread = ""
-        self.armed = False  # the node's start embeds a question too (its model loads)
+        self.before: Callable[[list[str]], None] | None = None
 
     def embed(self, texts: list[str]):
         return self.inner.embed(texts)
 
     def embed_queries(self, texts: list[str]):
-        if not self.armed:
-            return self.inner.embed_queries(texts)
-        self.thread = threading.current_thread().name
-        self.embedding.set()
-        if not self.searching.wait(DEADLINE):
-            raise AssertionError("BM25 did not run while the question was being embedded")
+        if self.before is not None:
+            self.before(texts)
         return self.inner.embed_queries(texts)
 
 
-def test_the_question_is_embedded_while_bm25_runs(tmp_path: Path, embedder: LocalMiniLM):
-    gated = Gated(embedder)
-    node = Node(make_settings(tmp_path / "node"), embedder=gated)
+@pytest.fixture
+def hooked(tmp_path: Path, embedder: LocalMiniLM) -> Iterator[tuple[Node, Hooked]]:
+    hook = Hooked(embedder)
+    node = Node(make_settings(tmp_path / "node"), embedder=hook)
+    node.wait_ready()
+    yield node, hook
+    node.close()
+
+
+def on_search(node: Node, before: Callable[[str], None]) -> None:
+    """``before(query)`` on the searching thread ahead of each BM25 search."""
+    search = node.indexer.fulltext.search
+
+    def hooked_search(query, *args, **kwargs):
+        before(query)
+        return search(query, *args, **kwargs)
+
+    node.indexer.fulltext.search = hooked_search
+
+
+def test_the_question_is_embedded_while_bm25_runs(hooked):
+    node, hook = hooked
+    ingest(node, ["Maya moved to Lisbon in May.", "Tom adopted a dog called Rex.",
+                  "Maya started a pottery class."])
+    embedding, searching = threading.Event(), threading.Event()
+    threads: dict[str, str] = {}
+
+    def embed_waits(_texts):
+        threads["embed"] = threading.current_thread().name
+        embedding.set()
+        if not searching.wait(DEADLINE):
+            raise AssertionError("BM25 did not run while the question was being embedded")
+
+    def search_waits(_query):
+        threads["bm25"] = threading.current_thread().name
+        if not embedding.wait(DEADLINE):
+            raise AssertionError("the question was not embedded while BM25 ran")
+        searching.set()
+
+    hook.before = embed_waits
+    on_search(node, search_waits)
+    timings: dict[str, float] = {}
+    results = node.retrieve("default", "u", "Where does Maya live?", 3, timings=timings)
+    assert threads["embed"] != threads["bm25"]
+    assert results[0]["content"] == "Maya moved to Lisbon in May."
+    assert set(STAGES) <= timings.keys()
+
+
+def test_beside_another_retrieve_the_stages_run_in_turn(hooked):
+    node, hook = hooked
+    ingest(node, ["Maya moved to Lisbon in May.", "Maya started a pottery class."])
+    hold = "Where does Maya hold her class?"
+    holding, release = threading.Event(), threading.Event()
+
+    def held(texts):
+        if texts == [hold]:
+            holding.set()
+            if not release.wait(DEADLINE):
+                raise AssertionError("never let go")
+
+    searched_on: dict[str, str] = {}
+    hook.before = held
+    on_search(node, lambda query: searched_on.__setitem__(threading.current_thread().name,
+                                                          query))
+    answers: dict[str, list] = {}
+    first = threading.Thread(target=lambda: answers.setdefault(
+        "first", node.retrieve("default", "u", hold, 3)), name="first")
+    first.start()
     try:
-        node.wait_ready()
-        ingest(node, ["Maya moved to Lisbon in May.", "Tom adopted a dog called Rex.",
-                      "Maya started a pottery class."])
-        search, searched_on = node.indexer.fulltext.search, []
-
-        def gated_search(*args, **kwargs):
-            searched_on.append(threading.current_thread().name)
-            if not gated.embedding.wait(DEADLINE):
-                raise AssertionError("the question was not embedded while BM25 ran")
-            gated.searching.set()
-            return search(*args, **kwargs)
-
-        node.indexer.fulltext.search = gated_search
-        gated.armed = True
-        timings: dict[str, float] = {}
-        results = node.retrieve("default", "u", "Where does Maya live?", 3, timings=timings)
-        assert searched_on and searched_on[0] != gated.thread
-        assert results[0]["content"] == "Maya moved to Lisbon in May."
-        assert set(STAGES) <= timings.keys()
+        assert holding.wait(DEADLINE)  # the first retrieve is embedding its question
+        answers["second"] = node.retrieve("default", "u", "Where is Maya now?", 3)
     finally:
-        node.close()
+        release.set()
+        first.join(DEADLINE)
+    assert threading.current_thread().name in searched_on  # the second: BM25 on its thread
+    assert "first" not in searched_on and len(searched_on) == 2  # the first: on the worker
+    assert answers["first"] and answers["second"]
 
 
 def test_the_answer_is_the_one_the_stages_give_in_turn(node: Node):
@@ -87,59 +136,9 @@ def test_the_answer_is_the_one_the_stages_give_in_turn(node: Node):
 def test_an_error_on_the_lexical_side_reaches_the_caller(node: Node):
     ingest(node, ["Maya moved to Lisbon."])
 
-    def broken(*_args, **_kwargs):
+    def broken(_query):
         raise RuntimeError("the full-text index is gone")
 
-    node.indexer.fulltext.search = broken
+    on_search(node, broken)
     with pytest.raises(RuntimeError, match="full-text index is gone"):
         node.retrieve("default", "u", "Where is Maya?", 3)
-
-
-class Held:
-    """The test's embedder, whose question embedding of ``HOLD`` waits to be let go."""
-
-    HOLD = "Where does Maya hold her class?"
-
-    def __init__(self, inner: LocalMiniLM):
-        self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.holding, self.release = threading.Event(), threading.Event()
-
-    def embed(self, texts: list[str]):
-        return self.inner.embed(texts)
-
-    def embed_queries(self, texts: list[str]):
-        if texts == [self.HOLD]:
-            self.holding.set()
-            if not self.release.wait(DEADLINE):
-                raise AssertionError("never let go")
-        return self.inner.embed_queries(texts)
-
-
-def test_beside_another_retrieve_the_stages_run_in_turn(tmp_path: Path, embedder: LocalMiniLM):
-    held = Held(embedder)
-    node = Node(make_settings(tmp_path / "node"), embedder=held)
-    try:
-        node.wait_ready()
-        ingest(node, ["Maya moved to Lisbon in May.", "Maya started a pottery class."])
-        search, searched_on = node.indexer.fulltext.search, {}
-
-        def recorded(query, *args, **kwargs):
-            searched_on[threading.current_thread().name] = query
-            return search(query, *args, **kwargs)
-
-        node.indexer.fulltext.search = recorded
-        answers: dict[str, list] = {}
-        first = threading.Thread(target=lambda: answers.setdefault(
-            "first", node.retrieve("default", "u", Held.HOLD, 3)), name="first")
-        first.start()
-        assert held.holding.wait(DEADLINE)  # the first retrieve is embedding its question
-        answers["second"] = node.retrieve("default", "u", "Where is Maya now?", 3)
-        held.release.set()
-        first.join(DEADLINE)
-        asking = threading.current_thread().name
-        assert asking in searched_on  # the second: BM25 on its own thread
-        assert "first" not in searched_on and len(searched_on) == 2  # the first: on the worker
-        assert answers["first"] and answers["second"]
-    finally:
-        held.release.set()
-        node.close()
