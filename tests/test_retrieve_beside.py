@@ -142,3 +142,10 @@ def test_an_error_on_the_lexical_side_reaches_the_caller(node: Node):
     on_search(node, broken)
     with pytest.raises(RuntimeError, match="full-text index is gone"):
         node.retrieve("default", "u", "Where is Maya?", 3)
+
+
+def test_a_retrieve_after_the_workers_stopped_runs_in_turn(node: Node):
+    ingest(node, ["Maya moved to Lisbon."])
+    node.retriever.close()  # as a closing node does, before its store closes
+    assert node.retrieve("default", "u", "Where is Maya?", 3)[0]["content"] == (
+        "Maya moved to Lisbon.")

@@ -168,9 +168,13 @@ class Retriever:
         pool = max(3 * top_k, 30)
         lexical_side = (self._lexical_side, tenant, user_id, query, pool, stream_id, layers,
                         timings)
+        lexical = None
         if beside:
-            lexical = self._lexical.submit(*lexical_side)
-        else:
+            try:
+                lexical = self._lexical.submit(*lexical_side)
+            except RuntimeError:  # the workers stopped: the node is closing, this runs in turn
+                lexical = None
+        if lexical is None:
             lexical = _now(*lexical_side)
             laps.skip()  # its stages were timed as they ran
         laps.lap("lexical")
