@@ -3,6 +3,7 @@ and each result given its provenance back to the raw events."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -170,10 +171,8 @@ class Retriever:
                         timings)
         lexical = None
         if beside:
-            try:
+            with contextlib.suppress(RuntimeError):  # stopped workers (a closing node): in turn
                 lexical = self._lexical.submit(*lexical_side)
-            except RuntimeError:  # the workers stopped: the node is closing, this runs in turn
-                lexical = None
         if lexical is None:
             lexical = _now(*lexical_side)
             laps.skip()  # its stages were timed as they ran
