@@ -194,10 +194,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path, leave: int = 0) -> Path:
-    """A file that takes all the free space but ``leave`` bytes."""
+    """A file that takes all the free space but ``leave`` bytes. Unbuffered: a write the disk
+    refuses part of leaves nothing behind for the close to fail on (the node writes beside it,
+    so the space can run out before ``leave``)."""
     filler = disk / "filler"
     free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-    with open(filler, "ab") as f:
+    with open(filler, "ab", buffering=0) as f:
         chunk = b"\0" * 2**20
         left = free - leave
         try:
