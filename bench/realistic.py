@@ -292,6 +292,7 @@ class Realistic:
         # and a repeated question would measure the cache.
         questions = self.history.questions(self.args.queries + WARMUP, seed=len(self.asked),
                                            asked=self.asked)
+        floor = self.question_floor(questions[WARMUP:])
         client_ms, server_ms, hits = [], [], 0
         stages: dict[str, list[float]] = {}
         for i, (user, question) in enumerate(questions):
@@ -324,7 +325,27 @@ class Realistic:
                     f"client; server p50 {s50:.1f} / p99 {s99:.1f}; "
                     f"avg {hits / max(n, 1):.1f} results; every question new"),
                 Row("  its stages (server)", n, sum(server_ms) / 1000,
-                    "p50 / p99 ms each", parts)]
+                    "p50 / p99 ms each", parts),
+                floor]
+
+    @staticmethod
+    def question_floor(questions: list[tuple[str, str]]) -> Row:
+        """The same questions embedded one by one in this process, just before they are asked
+        (the node idle): the model a node embeds questions with, on one thread. The largest part
+        of a retrieve, and the host's speed that minute: a loud neighbour shows here too."""
+        inner = ModelResource().embedder().inner
+        embed = getattr(inner, "embed_queries", inner.embed)
+        embed(["warm-up"])
+        times = []
+        for _, question in questions:
+            started = time.perf_counter()
+            embed([question])
+            times.append((time.perf_counter() - started) * 1000)
+        p50, p95, p99 = percentiles(times)
+        return Row("  bound: its questions' embedding", len(times), sum(times) / 1000,
+                   f"p50 {p50:.1f} / p95 {p95:.1f} / p99 {p99:.1f} ms",
+                   "in the bench's process, one by one, just before they are asked; the host's "
+                   "floor that minute")
 
     def stage(self, size: int, first: bool) -> list[Row]:
         progress(f"ingest to {size:,}")
