@@ -67,6 +67,7 @@ from ingest_retrieve import (
 
 from assets import ALL_ASSETS
 from memorose_dagster.models.ner import entity_extractor
+from memorose_dagster.models.provider import make_embedder
 from memorose_dagster.pipeline.asset_keys import MEMORY_ASSETS
 from memorose_dagster.pipeline.partitions import range_run_config
 from memorose_dagster.pipeline.resources import ClusterResource, ModelResource
@@ -333,8 +334,8 @@ class Realistic:
         """The same questions embedded one by one in this process, just before they are asked
         (the node idle): the model a node embeds questions with, on one thread. The largest part
         of a retrieve, and the host's speed that minute: a loud neighbour shows here too."""
-        inner = ModelResource().embedder().inner
-        embed = getattr(inner, "embed_queries", inner.embed)
+        embedder = make_embedder()  # the process's one model, as a node holds it
+        embed = getattr(embedder, "embed_queries", embedder.embed)
         embed(["warm-up"])
         times = []
         for _, question in questions:
