@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import threading
 
+import msgpack
+import pytest
 from test_current_value import CHAT, JAN_27, JUL_13, derive, said
 
 from memorose_dagster.log import keys
+from memorose_dagster.log import record_cache as record_cache_module
 from memorose_dagster.log.record_cache import RecordCache
 from memorose_dagster.log.store import Store
 from memorose_dagster.memory.graph import entity_id
@@ -88,16 +91,50 @@ def test_a_snapshot_installed_over_the_store_is_read(tmp_path):
     other.close()
 
 
-def test_the_cache_keeps_at_most_its_size_and_nothing_when_off(tmp_path):
-    cache = RecordCache(2)
+def test_the_cache_keeps_at_most_its_budget_and_nothing_when_off(tmp_path):
+    raw = msgpack.packb("x" * 100)
+    stored = {key: raw for key in (b"a", b"b", b"c")}
+    cost = record_cache_module.PER_STORED_BYTE * len(raw) + record_cache_module.PER_ENTRY
+    cache = RecordCache(2 * cost)
     wanted = [b"a", b"b", b"c", b"a"]
-    assert cache.get_many(wanted, lambda keys: [None] * len(keys)) == [None] * 4
-    assert len(cache) == 2
+    assert cache.get_many(wanted, lambda keys: [stored[k] for k in keys]) == ["x" * 100] * 4
+    assert len(cache) == 2 and cache.bytes == 2 * cost
+    # a, b and c were read at once, a first: a left to make room
+    assert cache.get_many([b"c", b"b"], lambda keys: pytest.fail(f"read {keys}"))
+    assert cache.get_many([b"a"], lambda keys: [stored[k] for k in keys])
+    assert len(cache) == 2 and cache.bytes == 2 * cost
     store = Store(tmp_path / "db", record_cache=0)
     store.apply([memory("Maya lives in Austin")], 1)
     assert contents(store) == contents(store) == ["Maya lives in Austin"]
     assert len(store.record_cache) == 0 and store.record_cache.hits == 0
+    assert not store.record_cache.fill([MEMORY_KEY], store.get_raw_many)
     store.close()
+
+
+def test_a_fill_keeps_what_fits_evicts_nothing_and_nothing_a_write_overlapped(tmp_path):
+    store = Store(tmp_path / "db")
+    store.apply([memory("Maya lives in Austin")], 1)
+    cache = store.record_cache
+    assert cache.fill([MEMORY_KEY], store.get_raw_many) and len(cache) == 1
+    assert (cache.hits, cache.misses) == (0, 0)  # a warm-up is not a question
+    assert contents(store) == ["Maya lives in Austin"] and cache.hits == 1
+
+    store.apply([memory("Maya lives in Austin, Texas")], 2)
+    assert len(cache) == 0  # the write took it out
+
+    def read_then_a_write_lands(wanted):
+        raw = store.get_raw_many(wanted)
+        store.apply([memory("Maya moved to Portland")], 3)
+        return raw
+
+    assert cache.fill([MEMORY_KEY], read_then_a_write_lands) and len(cache) == 0
+    assert contents(store) == ["Maya moved to Portland"]
+    store.close()
+    small = RecordCache(1000)
+    raw = msgpack.packb("x" * 100)  # ~700 of the 1000
+    assert small.fill([b"a"], lambda keys: [raw])
+    assert not small.fill([b"b"], lambda keys: [raw])  # no room: nothing evicted
+    assert len(small) == 1 and small.get_many([b"a"], lambda keys: pytest.fail("read"))
 
 
 def test_a_retrieve_after_a_supersede_and_a_forget_sees_both(node):

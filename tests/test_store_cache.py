@@ -92,6 +92,10 @@ def test_warm_reads_the_retrieve_records_into_the_block_cache_and_not_the_vector
         wanted = sum(1 for prefix, _ in WARM_PREFIXES for _ in store.iter_prefix(prefix))
         assert wanted == EVENTS + EVENTS // 10
         assert (warmth.keys, warmth.full, warmth.stopped) == (wanted, False, False)
+        # and decoded into the record cache: a retrieve's first reads of them are hits
+        assert warmth.records == len(store.record_cache) == wanted
+        some = [key for prefix, _ in WARM_PREFIXES for key, _ in store.iter_prefix(prefix)][::50]
+        assert all(store.get_many(some)) and store.record_cache.misses == 0
         vectors = sum(len(k) + len(v) for k, v in store.iter_prefix(b"v\x1f"))
         read = sum(len(k) + len(v) for prefix, _ in WARM_PREFIXES
                    for k, v in store.iter_prefix(prefix))
@@ -116,6 +120,20 @@ def test_warm_stops_at_its_share_of_the_cache_and_when_asked(tmp_path, monkeypat
         stop.set()
         warmth = store.warm(stop=stop)
         assert warmth.stopped and not warmth.full and warmth.keys < wanted
+    finally:
+        store.close()
+
+
+def test_a_warm_up_decodes_what_fits_in_the_record_cache_and_warms_the_rest(tmp_path):
+    filled(tmp_path / "db")
+    store = Store(tmp_path / "db", record_cache=1024 * 1024)  # ~700 of the 3,300 records
+    try:
+        warmth = store.warm()
+        assert warmth.keys == EVENTS + EVENTS // 10 and not warmth.full
+        assert 300 < warmth.records == len(store.record_cache) < EVENTS // 2
+        assert store.record_cache.bytes <= 1024 * 1024  # it evicted nothing to get there
+        memory_keys = [key for key, _ in store.iter_prefix(keys.derived_kind_prefix("l1"))]
+        assert all(store.get_many(memory_keys)) and store.record_cache.misses == 0
     finally:
         store.close()
 
@@ -168,10 +186,12 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
             if warm:
                 node.warmer.join(timeout=30)
                 assert node.warmth is not None and node.warmth.keys == 50
+                assert node.warmth.records == 50 and node.health()["caches"] == "warm"
                 assert node.warm_users == 2
                 assert node.indexer.vectors.memory_rows[0] == 20  # read before any question
             else:
                 assert node.warmth is None and node.warm_users == 0
+                assert node.health()["caches"] == "cold"
                 assert node.indexer.vectors.memory_rows[0] == 0
         finally:
             node.close()

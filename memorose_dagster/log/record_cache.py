@@ -7,6 +7,8 @@ what the store holds, never older: the state machine's one write names every key
 deletes, and those leave the cache as the write lands; a read that overlapped any write leaves
 nothing in it (it may have read a value the write replaced). Absent keys are kept too (a
 question's word runs that name no entity), and a write that creates one removes it the same way.
+It holds up to a budget of memory (estimated from the stored bytes), the least recently read
+leaving first; a starting node fills it with what a retrieve reads (``Store.warm``).
 
 Records come out shared: callers read them and never change them.
 """
@@ -21,21 +23,30 @@ from typing import Any
 
 from memorose_dagster.records import unpack
 
-DEFAULT_ENTRIES = 50_000  # a decoded memory with its lists is ~1-2 KB: up to ~100 MB
+DEFAULT_MB = 256  # at 100k events with their memories, all of them (~230 MB) fit
+# What a decoded record costs in memory, estimated from its stored bytes: measured over a 100k
+# event store, a memory of 0.9 KB stored takes ~3.6 KB decoded, an event of 0.24 KB ~1.1 KB,
+# an insight or an entity of 1-2 KB ~2-4 KB. An absent key costs its key and the slot.
+PER_STORED_BYTE = 3
+PER_ENTRY = 400
+ABSENT_BYTES = 200
 
-_ABSENT = object()
+
+def budget_from_env() -> int:
+    """``MEMOROSE_RECORD_CACHE_MB``: megabytes of decoded records kept in memory (0: none)."""
+    configured = os.environ.get("MEMOROSE_RECORD_CACHE_MB", "")
+    return (int(configured) if configured.isdigit() else DEFAULT_MB) * 1024 * 1024
 
 
-def entries_from_env() -> int:
-    """``MEMOROSE_RECORD_CACHE``: records kept decoded (0: none)."""
-    configured = os.environ.get("MEMOROSE_RECORD_CACHE", "")
-    return int(configured) if configured.isdigit() else DEFAULT_ENTRIES
+def _cost(raw: bytes | None) -> int:
+    return ABSENT_BYTES if raw is None else PER_STORED_BYTE * len(raw) + PER_ENTRY
 
 
 class RecordCache:
-    def __init__(self, entries: int):
-        self._max = entries
-        self._entries: OrderedDict[bytes, Any] = OrderedDict()
+    def __init__(self, budget_bytes: int):
+        self._max = budget_bytes
+        self._bytes = 0  # the estimated memory of what it holds
+        self._entries: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()  # record, its cost
         self._lock = threading.Lock()
         self._writes = 0  # bumped by every write: a read that saw it change keeps nothing
         self.hits = 0  # counted outside the lock: approximate under concurrent reads
@@ -49,37 +60,79 @@ class RecordCache:
         found: dict[bytes, Any] = {}
         with self._lock:
             for key in wanted:
-                value = self._entries.get(key, _ABSENT)
-                if value is not _ABSENT:
+                entry = self._entries.get(key)
+                if entry is not None:
                     self._entries.move_to_end(key)
-                    found[key] = value
+                    found[key] = entry[0]
             writes = self._writes
         missing = [key for key in dict.fromkeys(wanted) if key not in found]
         self.hits += len(wanted) - len(missing)
         self.misses += len(missing)
         if missing:
-            decoded = [None if raw is None else unpack(raw) for raw in read(missing)]
-            found.update(zip(missing, decoded, strict=True))
-            if self._max > 0:
-                with self._lock:
-                    if self._writes == writes:
-                        self._entries.update(zip(missing, decoded, strict=True))
-                        while len(self._entries) > self._max:
-                            self._entries.popitem(last=False)
+            found.update(self._read(missing, read, writes) or {})
         return [found[key] for key in wanted]
+
+    def fill(self, wanted: list[bytes], read: Callable[[list[bytes]], list[bytes | None]],
+             ) -> bool:
+        """Read and keep the records of ``wanted`` that it lacks, evicting nothing: a warm-up
+        (``Store.warm``), not counted as hits or misses. False when not all of them fitted."""
+        if self._max <= 0:
+            return False
+        with self._lock:
+            missing = [key for key in dict.fromkeys(wanted) if key not in self._entries]
+            writes = self._writes
+        return not missing or self._read(missing, read, writes, evict=False) is not None
+
+    def _read(self, missing: list[bytes], read: Callable[[list[bytes]], list[bytes | None]],
+              writes: int, evict: bool = True) -> dict[bytes, Any] | None:
+        """``missing`` read and decoded, kept unless a write landed since ``writes`` was taken
+        (it may have replaced what was read). With ``evict`` False, those that fit, in order,
+        and None when not all did."""
+        raws = read(missing)
+        decoded = {key: None if raw is None else unpack(raw)
+                   for key, raw in zip(missing, raws, strict=True)}
+        if self._max <= 0:
+            return decoded
+        costs = [_cost(raw) for raw in raws]
+        with self._lock:
+            if self._writes != writes:
+                return decoded
+            for key, cost in zip(missing, costs, strict=True):
+                if not evict and self._bytes + cost > self._max:
+                    return None  # what fitted stays
+                old = self._entries.pop(key, None)  # read by a concurrent miss too
+                if old is not None:
+                    self._bytes -= old[1]
+                self._entries[key] = (decoded[key], cost)
+                self._bytes += cost
+            while self._bytes > self._max:
+                self._bytes -= self._entries.popitem(last=False)[1][1]
+        return decoded
 
     def written(self, keys: Iterable[bytes]) -> None:
         """Keys a write put or deleted, called once it landed (or failed)."""
         with self._lock:
             self._writes += 1
             for key in keys:
-                self._entries.pop(key, None)
+                old = self._entries.pop(key, None)
+                if old is not None:
+                    self._bytes -= old[1]
 
     def clear(self) -> None:
         """The whole store changed (a snapshot installed)."""
         with self._lock:
             self._writes += 1
             self._entries.clear()
+            self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """The estimated memory of the records it holds."""
+        return self._bytes
+
+    @property
+    def budget(self) -> int:
+        return self._max
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -36,7 +36,7 @@ from memorose_dagster.ids import id_floor, id_time_ms
 from memorose_dagster.log import keys
 from memorose_dagster.log.access_totals import apply_access
 from memorose_dagster.log.faults import FaultFile, StorageFault
-from memorose_dagster.log.record_cache import RecordCache, entries_from_env
+from memorose_dagster.log.record_cache import RecordCache, budget_from_env
 from memorose_dagster.log.validate import check_command, decode_command
 from memorose_dagster.records import (
     DERIVED_KINDS,
@@ -73,17 +73,20 @@ WARM_PREFIXES = WARM_RECORDS + WARM_EVENTS
 WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evicts itself
 WARM_READAHEAD = 2 * 1024 * 1024
 _WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage
+_WARM_BATCH = 256  # keys read into the record cache at once
 
 
 @dataclass(frozen=True, slots=True)
 class Warmth:
-    """What ``Store.warm`` read: keys, the block cache's bytes after it, and whether it stopped
-    at its share of the cache (``full``) or was stopped."""
+    """What ``Store.warm`` read: keys, the block cache's bytes after it, whether it stopped at
+    its share of the cache (``full``) or was stopped, and the records the record cache held
+    after it."""
 
     keys: int
     cache_bytes: int
     full: bool
     stopped: bool
+    records: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +178,8 @@ class Store:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = _open(self.path)
-        self.record_cache = RecordCache(entries_from_env() if record_cache is None
-                                        else record_cache)
+        self.record_cache = RecordCache(budget_from_env() if record_cache is None
+                                        else record_cache)  # bytes
         self._swap_lock = threading.Lock()
         self.scan_budget = MAX_SCAN
         self._fault_file = fault_file or FaultFile(None)
@@ -425,15 +428,16 @@ class Store:
     def warm(self, prefixes: tuple[tuple[bytes, bool], ...] = WARM_PREFIXES,
              stop: threading.Event | None = None) -> Warmth:
         """Read every key under each of ``prefixes`` once (``(prefix, newest_first)``: in key
-        order, or from the last key back), so their blocks sit decoded in the block cache:
-        after a restart (or once the OS has given the files' pages back), a retrieve's first
-        reads cost what later ones do, not a disk read a key. Stops at ``WARM_SHARE`` of the
-        cache, when ``stop`` is set, or when the store is being reopened. Values are not copied
-        out: the iterator's moves load the blocks."""
+        order, or from the last key back), so their blocks sit in the block cache and, while
+        the record cache has room, their records sit decoded in it: after a restart (or once
+        the OS has given the files' pages back), a retrieve's first reads cost what later ones
+        do, not a disk read and a decode a key. Stops at ``WARM_SHARE`` of the block cache,
+        when ``stop`` is set, or when the store is being reopened; evicts nothing."""
         budget = int(BLOCK_CACHE_BYTES * WARM_SHARE)
         cache = _BLOCK_CACHE
         assert cache is not None  # made by the first open
         read = 0
+        decoding = True  # until the record cache is full
         for prefix, newest_first in prefixes:
             opts = ReadOptions()
             opts.set_iterate_upper_bound(keys.prefix_end(prefix))
@@ -441,20 +445,40 @@ class Store:
             try:
                 it = self._db.iter(opts)
             except DbClosedError:
-                return Warmth(read, cache.get_usage(), False, True)
+                return self._warmth(read, False, True)
             if newest_first:
                 it.seek_to_last()
             else:
                 it.seek(prefix)
             step = it.prev if newest_first else it.next
+            batch: list[bytes] = []
             while it.valid() and (not newest_first or it.key().startswith(prefix)):
+                if decoding:
+                    batch.append(it.key())
+                    if len(batch) == _WARM_BATCH:
+                        decoding = self._warm_records(batch)
+                        batch = []
                 step()
                 read += 1
                 if read % _WARM_CHECK == 0:
                     usage = cache.get_usage()
                     if usage >= budget or (stop is not None and stop.is_set()):
-                        return Warmth(read, usage, usage >= budget, usage < budget)
-        return Warmth(read, cache.get_usage(), False, False)
+                        return self._warmth(read, usage >= budget, usage < budget)
+            if decoding and batch:
+                decoding = self._warm_records(batch)
+        return self._warmth(read, False, False)
+
+    def _warm_records(self, batch: list[bytes]) -> bool:
+        """``batch`` into the record cache, read anew (the iterator's view may be older than a
+        write since); False once they no longer fit."""
+        try:
+            return self.record_cache.fill(batch, self.get_raw_many)
+        except DbClosedError:
+            return False
+
+    def _warmth(self, read: int, full: bool, stopped: bool) -> Warmth:
+        assert _BLOCK_CACHE is not None
+        return Warmth(read, _BLOCK_CACHE.get_usage(), full, stopped, len(self.record_cache))
 
     def recent_users(self) -> list[tuple[str, str]]:
         """(tenant, user_id) of every user with events, the latest to write first (those whose

@@ -342,10 +342,21 @@ class Node:
         return commits.leader_address(self.log)
 
     def health(self) -> dict[str, Any]:
-        """``status`` ok or degraded (with the reason), role and leader: for ``/health``."""
+        """``status`` ok or degraded (with the reason), role, leader and ``caches``: for
+        ``/health``."""
         leader = commits.leader_address(self.log)
         role = ROLES.get(commits.raft_status(self.log)["state"], "unknown")
-        return {**self.storage.report(), "role": role, "leader": leader}
+        return {**self.storage.report(), "role": role, "leader": leader,
+                "caches": self.caches()}
+
+    def caches(self) -> str:
+        """``warming`` while the start's warm-up reads what a retrieve reads (``_warm``), then
+        ``warm``; ``cold`` if it was turned off or stopped (reads go to disk as they come)."""
+        if self.warmer is None:
+            return "cold"
+        if self.warmth is None:
+            return "warming" if self.warmer.is_alive() else "cold"
+        return "cold" if self.warmth.stopped else "warm"
 
     def status(self) -> dict[str, Any]:
         raft = commits.raft_status(self.log)
@@ -401,10 +412,11 @@ class Node:
     def _warm(self) -> None:
         """What a retrieve reads, brought into memory beside the node's start and its first
         requests (``Store.warm``): the memories, insights and entities into RocksDB's block
-        cache; then the vectors of the users who wrote last, until half of what the vector view
-        holds (a user's first question read them from the table: ~100 ms from a cold disk at
-        5,000 rows); then the events, newest first. ~2-3 s at 100k events from a cold disk. A
-        restarted node's first questions then read memory, not a disk read a key."""
+        cache and, decoded, into the record cache; then the vectors of the users who wrote
+        last, until half of what the vector view holds (a user's first question read them from
+        the table: ~100 ms from a cold disk at 5,000 rows); then the events, newest first.
+        ~4-6 s at 100k events. A restarted node's first questions then read memory, not a disk
+        read and a decode a key; ``/health`` says ``warming`` until then."""
         started = time.monotonic()
         try:
             records = self.store.warm(WARM_RECORDS, stop=self._warm_stop)
@@ -418,14 +430,16 @@ class Node:
         except Exception as exc:  # a storage fault, a closing store: reads go to disk as before
             log.warning("warming the node's caches stopped: %s", exc)
             return
+        self.warm_users = users
         self.warmth = warmth = Warmth(records.keys + events.keys, events.cache_bytes,
                                       records.full or events.full,
-                                      records.stopped or events.stopped)
-        self.warm_users = users
-        log.info("warmed the caches in %.2f s: %d keys (%.0f MB of block cache%s), the "
-                 "vectors of %d users (%d rows)", time.monotonic() - started, warmth.keys,
-                 warmth.cache_bytes / 1e6, ", its share full" if warmth.full else "",
-                 users, self.indexer.vectors.memory_rows[0])
+                                      records.stopped or events.stopped, events.records)
+        log.info("warmed the caches in %.2f s: %d keys (%.0f MB of block cache%s; %d records "
+                 "decoded, ~%.0f MB), the vectors of %d users (%d rows)",
+                 time.monotonic() - started, warmth.keys, warmth.cache_bytes / 1e6,
+                 ", its share full" if warmth.full else "", warmth.records,
+                 self.store.record_cache.bytes / 1e6, users,
+                 self.indexer.vectors.memory_rows[0])
 
     def close(self) -> None:
         self._warm_stop.set()
