@@ -185,6 +185,18 @@ class NodeProcess:
             time.sleep(POLL)
         raise BenchError(f"node not healthy after {HEALTH_DEADLINE:.0f}s")
 
+    def wait_warm(self, deadline_s: float = 300.0) -> str:
+        """Until the node's start-up warm-up is over (``/health`` ``caches`` no longer
+        ``warming``); returns what it says then (``warm``, or ``cold`` when turned off)."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            caches = httpx.get(self.url + "/health", timeout=5.0).json().get("caches")
+            if caches != "warming":
+                return caches
+            time.sleep(POLL)
+        raise BenchError(f"the node's caches still warming after {deadline_s:.0f}s")
+
     @property
     def pid(self) -> int:
         if self._proc is None:

@@ -115,6 +115,7 @@ def measure(root: Path, blas_threads: str | None, clients: int, per_client: int,
             ask(warm, persona.user_id, f"what about {persona.name}?")
         for user, question in questions.take(WARMUP):
             ask(warm, user, question)
+        node.wait_warm()  # the timed questions meet a node whose start-up reads are done
         parts = [questions.take(per_client) for _ in range(clients)]
         latencies: list[float] = []
         failures: list[BaseException] = []

@@ -15,6 +15,7 @@ Records come out shared: callers read them and never change them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -109,14 +110,24 @@ class RecordCache:
                 self._bytes -= self._entries.popitem(last=False)[1][1]
         return decoded
 
-    def written(self, keys: Iterable[bytes]) -> None:
-        """Keys a write put or deleted, called once it landed (or failed)."""
+    def written(self, keys: Iterable[bytes], landed: dict[bytes, bytes] | None = None) -> None:
+        """Keys a write put or deleted, called once it landed (or failed); ``landed``: some of
+        them with the value the write left, kept decoded (the most recently read)."""
+        decoded = {}
+        if landed and self._max > 0:
+            with contextlib.suppress(Exception):  # never keep the keys from leaving
+                decoded = {key: (unpack(raw), _cost(raw)) for key, raw in landed.items()}
         with self._lock:
             self._writes += 1
             for key in keys:
                 old = self._entries.pop(key, None)
                 if old is not None:
                     self._bytes -= old[1]
+            for key, entry in decoded.items():
+                self._entries[key] = entry
+                self._bytes += entry[1]
+            while self._bytes > self._max:
+                self._bytes -= self._entries.popitem(last=False)[1][1]
 
     def clear(self) -> None:
         """The whole store changed (a snapshot installed)."""

@@ -74,6 +74,10 @@ WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evi
 WARM_READAHEAD = 2 * 1024 * 1024
 _WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage
 _WARM_BATCH = 256  # keys read into the record cache at once
+# Written into the record cache as they land: what a retrieve reads of the pipeline's output
+# (a derivation's new memories are found by the next questions). Not the events: a bulk load
+# would push the read ones out with ones no question has met yet.
+CACHED_ON_WRITE = frozenset(("l1", "l2", "entity"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,19 +161,27 @@ def _open(path: Path, access_type: AccessType | None = None) -> Rdict:
 
 
 class KeyedBatch:
-    """A WriteBatch that names the keys it puts and deletes: they leave the record cache."""
+    """A WriteBatch that names the keys it puts and deletes: they leave the record cache; those
+    put with ``cache`` (the memories, insights and entities a retrieve reads) go back into it
+    with the value written, once the write landed."""
 
     def __init__(self) -> None:
         self.batch = WriteBatch(raw_mode=True)
         self.keys: list[bytes] = []
+        self.landed: dict[bytes, bytes] = {}  # key -> its value, as the batch leaves it
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: bytes, cache: bool = False) -> None:
         self.batch.put(key, value)
         self.keys.append(key)
+        if cache:
+            self.landed[key] = value
+        else:
+            self.landed.pop(key, None)
 
     def delete(self, key: bytes) -> None:
         self.batch.delete(key)
         self.keys.append(key)
+        self.landed.pop(key, None)
 
 
 class Store:
@@ -272,7 +284,7 @@ class Store:
                 batch.put(keys.user_derived(record["kind"], record["tenant"], record["user_id"],
                                             record["id"]), keys.version(log_index))
             key = keys.record_key(record)
-            batch.put(key, pack(record))
+            batch.put(key, pack(record), cache=record["kind"] in CACHED_ON_WRITE)
             written.append(key)
             applied.append(record)
         for tenant, user_id in talked:
@@ -324,10 +336,13 @@ class Store:
             self._fault_file.check("rocksdb")
             self._db.write(batch.batch)
         except Exception as exc:  # rocksdict raises a bare Exception ("IO error: ...")
+            self.record_cache.written(batch.keys)
             self._failed = StorageFault.of(exc, "rocksdb")
             raise self._failed from exc
-        finally:
+        except BaseException:
             self.record_cache.written(batch.keys)
+            raise
+        self.record_cache.written(batch.keys, batch.landed)
         self._failed = None
 
     def _recover(self) -> None:
