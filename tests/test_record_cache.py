@@ -45,10 +45,10 @@ def test_a_record_a_command_changes_is_read_changed(tmp_path):
     store.close()
 
 
-def test_what_a_command_writes_of_the_pipeline_output_is_cached_as_it_lands(tmp_path):
+def test_what_a_command_writes_is_cached_as_it_lands(tmp_path):
     """The memories, insights and entities a command writes are in the cache once it lands,
-    with what RocksDB holds; its events and vectors are not (a bulk load would push out the
-    records questions read); a key the same command puts then deletes is not."""
+    as RocksDB holds them, and its events too while the cache has room; not its vectors, and
+    not a key the same command puts then deletes."""
     store = Store(tmp_path / "db")
     cache = store.record_cache
     event = Event(event_id="e1", tenant="default", user_id="u", stream_id="s",
@@ -56,15 +56,31 @@ def test_what_a_command_writes_of_the_pipeline_output_is_cached_as_it_lands(tmp_
     entity = Entity(id=entity_id("u", "Maya"), tenant="default", user_id="u", name="Maya",
                     memory_ids=["l1_a"]).to_dict()
     store.apply([event, memory("Maya lives in Austin"), entity], 1)
-    assert store.get_many([MEMORY_KEY, ENTITY_KEY]) == [
-        store.get(MEMORY_KEY), store.get(ENTITY_KEY)]
-    assert (cache.hits, cache.misses) == (2, 0)
-    assert store.get_many([keys.event("default", "e1")])[0]["content"] == "Maya lives in Austin"
-    assert cache.misses == 1  # the event was read from RocksDB
+    event_key = keys.event("default", "e1")
+    assert store.get_many([MEMORY_KEY, ENTITY_KEY, event_key]) == [
+        store.get(MEMORY_KEY), store.get(ENTITY_KEY), store.get(event_key)]
+    assert (cache.hits, cache.misses) == (3, 0)
+    assert store.get_many([event_key])[0]["content"] == "Maya lives in Austin"
     store.apply([memory("Maya moved to Portland"),
                  Tombstone(tenant="default", target_kind="l1", target_id="l1_a",
                            reason="forgotten").to_dict()], 2)
-    assert contents(store) == [None] and cache.misses == 2
+    assert contents(store) == [None] and cache.misses == 1
+    store.close()
+
+
+def test_events_written_never_push_out_what_questions_read(tmp_path):
+    store = Store(tmp_path / "db", record_cache=40_000)
+    cache = store.record_cache
+    store.apply([memory("Maya lives in Austin")], 1)
+    held = cache.bytes
+    events = [Event(event_id=f"e{i}", tenant="default", user_id="u", stream_id="s",
+                    content=f"event number {i} " + "x" * 200, timestamp=1.0).to_dict()
+              for i in range(100)]
+    for index, start in enumerate(range(0, 100, 10), start=2):
+        store.apply(events[start:start + 10], index)
+    assert held < cache.bytes <= 40_000
+    assert 5 < len(cache) - 1 < 100  # those that found room
+    assert contents(store) == ["Maya lives in Austin"] and cache.misses == 0
     store.close()
 
 

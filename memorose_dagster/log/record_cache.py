@@ -63,6 +63,8 @@ class RecordCache:
             for key in wanted:
                 entry = self._entries.get(key)
                 if entry is not None:
+                    if type(entry[0]) is bytes:  # written while there was room: decoded once
+                        entry = self._entries[key] = (unpack(entry[0]), entry[1])
                     self._entries.move_to_end(key)
                     found[key] = entry[0]
             writes = self._writes
@@ -110,9 +112,12 @@ class RecordCache:
                 self._bytes -= self._entries.popitem(last=False)[1][1]
         return decoded
 
-    def written(self, keys: Iterable[bytes], landed: dict[bytes, bytes] | None = None) -> None:
-        """Keys a write put or deleted, called once it landed (or failed); ``landed``: some of
-        them with the value the write left, kept decoded (the most recently read)."""
+    def written(self, keys: Iterable[bytes], landed: dict[bytes, bytes] | None = None,
+                room: dict[bytes, bytes] | None = None) -> None:
+        """Keys a write put or deleted, called once it landed (or failed). Of those, ``landed``
+        are kept decoded with the value the write left (the most recently read), and ``room``
+        kept as written (decoded on their first read) while the cache has room, evicting
+        nothing: a bulk load of events never pushes out what questions read."""
         decoded = {}
         if landed and self._max > 0:
             with contextlib.suppress(Exception):  # never keep the keys from leaving
@@ -128,6 +133,13 @@ class RecordCache:
                 self._bytes += entry[1]
             while self._bytes > self._max:
                 self._bytes -= self._entries.popitem(last=False)[1][1]
+            for key, raw in (room or {}).items():
+                cost = _cost(raw)
+                if self._bytes + cost > self._max:
+                    break
+                self._entries[key] = (raw, cost)
+                self._entries.move_to_end(key, last=False)  # the first to leave
+                self._bytes += cost
 
     def clear(self) -> None:
         """The whole store changed (a snapshot installed)."""

@@ -74,10 +74,10 @@ WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evi
 WARM_READAHEAD = 2 * 1024 * 1024
 _WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage
 _WARM_BATCH = 256  # keys read into the record cache at once
-# Written into the record cache as they land: what a retrieve reads of the pipeline's output
-# (a derivation's new memories are found by the next questions). Not the events: a bulk load
-# would push the read ones out with ones no question has met yet.
-CACHED_ON_WRITE = frozenset(("l1", "l2", "entity"))
+# Written into the record cache as they land (``KeyedBatch``): what a retrieve reads of the
+# pipeline's output, as read (a derivation's new memories are found by the next questions); the
+# events only while it has room (a bulk load must not push out what questions read).
+CACHED_ON_WRITE = {"l1": "read", "l2": "read", "entity": "read", "event": "room"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,27 +161,32 @@ def _open(path: Path, access_type: AccessType | None = None) -> Rdict:
 
 
 class KeyedBatch:
-    """A WriteBatch that names the keys it puts and deletes: they leave the record cache; those
-    put with ``cache`` (the memories, insights and entities a retrieve reads) go back into it
-    with the value written, once the write landed."""
+    """A WriteBatch that names the keys it puts and deletes: they leave the record cache. Those
+    put with ``cache`` go back into it with the value written once the write landed: ``read``
+    (the memories, insights and entities a retrieve reads) as the most recently read, ``room``
+    (events) only while the cache has room."""
 
     def __init__(self) -> None:
         self.batch = WriteBatch(raw_mode=True)
         self.keys: list[bytes] = []
         self.landed: dict[bytes, bytes] = {}  # key -> its value, as the batch leaves it
+        self.room: dict[bytes, bytes] = {}
 
-    def put(self, key: bytes, value: bytes, cache: bool = False) -> None:
+    def put(self, key: bytes, value: bytes, cache: str | None = None) -> None:
         self.batch.put(key, value)
         self.keys.append(key)
-        if cache:
+        self.landed.pop(key, None)
+        self.room.pop(key, None)
+        if cache == "read":
             self.landed[key] = value
-        else:
-            self.landed.pop(key, None)
+        elif cache == "room":
+            self.room[key] = value
 
     def delete(self, key: bytes) -> None:
         self.batch.delete(key)
         self.keys.append(key)
         self.landed.pop(key, None)
+        self.room.pop(key, None)
 
 
 class Store:
@@ -284,7 +289,7 @@ class Store:
                 batch.put(keys.user_derived(record["kind"], record["tenant"], record["user_id"],
                                             record["id"]), keys.version(log_index))
             key = keys.record_key(record)
-            batch.put(key, pack(record), cache=record["kind"] in CACHED_ON_WRITE)
+            batch.put(key, pack(record), cache=CACHED_ON_WRITE.get(record["kind"]))
             written.append(key)
             applied.append(record)
         for tenant, user_id in talked:
@@ -342,7 +347,7 @@ class Store:
         except BaseException:
             self.record_cache.written(batch.keys)
             raise
-        self.record_cache.written(batch.keys, batch.landed)
+        self.record_cache.written(batch.keys, batch.landed, batch.room)
         self._failed = None
 
     def _recover(self) -> None:
