@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = node is None
         app.state.node = node or Node(settings)
+        app.state.node.requests_under_way = lambda: load.inflight > 0
         app.state.node.wait_ready()
         if own:  # the process serves this node alone (``memorose serve``), not an embedding app
             # The ingest workers start beside the node, not with its first large batch.

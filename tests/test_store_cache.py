@@ -8,7 +8,7 @@ import re
 import threading
 
 import numpy as np
-from conftest import make_settings
+from conftest import make_settings, wait_until
 
 from memorose_dagster.ids import new_id
 from memorose_dagster.log import keys
@@ -135,6 +135,33 @@ def test_a_warm_up_decodes_what_fits_in_the_record_cache_and_warms_the_rest(tmp_
         memory_keys = [key for key, _ in store.iter_prefix(keys.derived_kind_prefix("l1"))]
         assert all(store.get_many(memory_keys)) and store.record_cache.misses == 0
     finally:
+        store.close()
+
+
+def test_a_warm_up_gives_way_while_a_question_is_answered(tmp_path):
+    filled(tmp_path / "db")
+    store = Store(tmp_path / "db")
+    asking = threading.Event()
+    asking.set()
+    looks: list[int] = []
+
+    def give_way() -> bool:
+        looks.append(len(store.record_cache))
+        return asking.is_set()
+
+    done: list = []
+    warmer = threading.Thread(target=lambda: done.append(store.warm(give_way=give_way)))
+    try:
+        warmer.start()
+        wait_until(lambda: len(looks) >= 20, 10, what="the warm-up looking again and again")
+        # it waits after its first batch, reading nothing more while the question runs
+        assert not done and len(set(looks[1:])) == 1 and looks[-1] < EVENTS // 10
+        asking.clear()
+        warmer.join(timeout=30)
+        assert done[0].keys == EVENTS + EVENTS // 10 == done[0].records
+    finally:
+        asking.clear()
+        warmer.join(timeout=30)
         store.close()
 
 

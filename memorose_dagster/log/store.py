@@ -14,7 +14,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +73,9 @@ WARM_PREFIXES = WARM_RECORDS + WARM_EVENTS
 WARM_SHARE = 0.5  # of the block cache, at most, filled by warming: it never evicts itself
 WARM_READAHEAD = 2 * 1024 * 1024
 _WARM_CHECK = 1024  # keys between two looks at the stop flag and the cache's usage
-_WARM_BATCH = 256  # keys read into the record cache at once
+_WARM_BATCH = 128  # keys read into the record cache at once (~0.5-1 ms)
+_GIVE_WAY_POLL = 0.002  # seconds between two looks while the warm-up gives way
+_GIVE_WAY_MOST = 1.0  # seconds it waits at most, at one time: under steady load it creeps on
 # Written into the record cache as they land (``KeyedBatch``): what a retrieve reads of the
 # pipeline's output, as read (a derivation's new memories are found by the next questions); the
 # events only while it has room (a bulk load must not push out what questions read).
@@ -158,6 +160,16 @@ def _open(path: Path, access_type: AccessType | None = None) -> Rdict:
     if access_type is None:
         return Rdict(str(path), opts, column_families={"default": opts})
     return Rdict(str(path), opts, column_families={"default": opts}, access_type=access_type)
+
+
+def _give_way(give_way: Callable[[], bool], stop: threading.Event | None) -> None:
+    """Wait while ``give_way()`` holds (a request under way), up to ``_GIVE_WAY_MOST`` or
+    until ``stop`` is set."""
+    deadline = time.monotonic() + _GIVE_WAY_MOST
+    while give_way() and time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            return
+        time.sleep(_GIVE_WAY_POLL)
 
 
 class KeyedBatch:
@@ -446,13 +458,16 @@ class Store:
         return self.record_cache.get_many(wanted, self.get_raw_many)
 
     def warm(self, prefixes: tuple[tuple[bytes, bool], ...] = WARM_PREFIXES,
-             stop: threading.Event | None = None) -> Warmth:
+             stop: threading.Event | None = None,
+             give_way: Callable[[], bool] | None = None) -> Warmth:
         """Read every key under each of ``prefixes`` once (``(prefix, newest_first)``: in key
         order, or from the last key back), so their blocks sit in the block cache and, while
         the record cache has room, their records sit decoded in it: after a restart (or once
         the OS has given the files' pages back), a retrieve's first reads cost what later ones
         do, not a disk read and a decode a key. Stops at ``WARM_SHARE`` of the block cache,
-        when ``stop`` is set, or when the store is being reopened; evicts nothing."""
+        when ``stop`` is set, or when the store is being reopened; evicts nothing. While
+        ``give_way`` says so (a request under way), it waits between two batches (up to
+        ``_GIVE_WAY_MOST`` at a time): the interpreter is the requests', not a warm-up's."""
         budget = int(BLOCK_CACHE_BYTES * WARM_SHARE)
         cache = _BLOCK_CACHE
         assert cache is not None  # made by the first open
@@ -480,6 +495,8 @@ class Store:
                         batch = []
                 step()
                 read += 1
+                if give_way is not None and read % _WARM_BATCH == 0:
+                    _give_way(give_way, stop)
                 if read % _WARM_CHECK == 0:
                     usage = cache.get_usage()
                     if usage >= budget or (stop is not None and stop.is_set()):

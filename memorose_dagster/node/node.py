@@ -115,6 +115,9 @@ class Node:
         self.warmer: threading.Thread | None = None
         self.warmth: Warmth | None = None  # what the warm-up read, once it is done
         self.warm_users = 0  # and whose vectors it loaded
+        # Set by the app serving this node: whether a request is under way (the warm-up gives
+        # way to them).
+        self.requests_under_way: Callable[[], bool] = lambda: False
         if settings.warm_store:
             self.warmer = threading.Thread(target=self._warm, name="memorose-warm", daemon=True)
             self.warmer.start()
@@ -416,17 +419,21 @@ class Node:
         last, until half of what the vector view holds (a user's first question read them from
         the table: ~100 ms from a cold disk at 5,000 rows); then the events, newest first.
         ~4-6 s at 100k events. A restarted node's first questions then read memory, not a disk
-        read and a decode a key; ``/health`` says ``warming`` until then."""
+        read and a decode a key; ``/health`` says ``warming`` until then. It gives way to
+        the questions asked meanwhile (``Store.warm``)."""
         started = time.monotonic()
         try:
-            records = self.store.warm(WARM_RECORDS, stop=self._warm_stop)
+            def give_way() -> bool:  # a question or another request under way
+                return self.retriever.busy or self.requests_under_way()
+
+            records = self.store.warm(WARM_RECORDS, stop=self._warm_stop, give_way=give_way)
             users = 0
             for tenant, user_id in self.store.recent_users():
                 held, most = self.indexer.vectors.memory_rows
                 if self._warm_stop.is_set() or held >= most // 2:
                     break
                 users += self.indexer.vectors.load_user(tenant, user_id)
-            events = self.store.warm(WARM_EVENTS, stop=self._warm_stop)
+            events = self.store.warm(WARM_EVENTS, stop=self._warm_stop, give_way=give_way)
         except Exception as exc:  # a storage fault, a closing store: reads go to disk as before
             log.warning("warming the node's caches stopped: %s", exc)
             return

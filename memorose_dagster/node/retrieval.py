@@ -116,6 +116,11 @@ class Retriever:
         self._asking = 0  # retrieves under way: with another one, no core is left to share
         self._asking_lock = threading.Lock()
 
+    @property
+    def busy(self) -> bool:
+        """A retrieve is under way."""
+        return self._asking > 0
+
     def close(self) -> None:
         """Stops the lexical workers, after the retrieves they hold."""
         self._lexical.shutdown(wait=True)
