@@ -5,6 +5,7 @@ entities and events, not the vectors."""
 from __future__ import annotations
 
 import re
+import sys
 import threading
 
 import numpy as np
@@ -206,12 +207,14 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
         assert node.store.recent_users() == [("default", "v"), ("default", "u")]
     finally:
         node.close()
+    switch_interval = sys.getswitchinterval()
     for warm in (True, False):
         node = Node(make_settings(home, commit_timeout=5.0, warm_store=warm), embedder=embedder)
         try:
             assert (node.warmer is not None) is warm
             if warm:
                 node.warmer.join(timeout=30)
+                assert sys.getswitchinterval() == switch_interval  # given back
                 assert node.warmth is not None and node.warmth.keys == 50
                 assert node.warmth.records == 50 and node.health()["caches"] == "warm"
                 assert node.warm_users == 2
