@@ -24,7 +24,7 @@ from typing import Any
 
 from memorose_dagster.records import unpack
 
-DEFAULT_MB = 256  # at 100k events with their memories, all of them (~230 MB) fit
+DEFAULT_MB = 256  # at 100k events with their memories, all of them (~215 MB) fit
 # What a decoded record costs in memory, estimated from its stored bytes: measured over a 100k
 # event store, a memory of 0.9 KB stored takes ~3.6 KB decoded, an event of 0.24 KB ~1.1 KB,
 # an insight or an entity of 1-2 KB ~2-4 KB. An absent key costs its key and the slot.
@@ -72,7 +72,7 @@ class RecordCache:
         self.hits += len(wanted) - len(missing)
         self.misses += len(missing)
         if missing:
-            found.update(self._read(missing, read, writes) or {})
+            found.update(self._read(missing, read, writes) or {})  # None: only without evict
         return [found[key] for key in wanted]
 
     def fill(self, wanted: list[bytes], read: Callable[[list[bytes]], list[bytes | None]],
@@ -103,13 +103,9 @@ class RecordCache:
             for key, cost in zip(missing, costs, strict=True):
                 if not evict and self._bytes + cost > self._max:
                     return None  # what fitted stays
-                old = self._entries.pop(key, None)  # read by a concurrent miss too
-                if old is not None:
-                    self._bytes -= old[1]
-                self._entries[key] = (decoded[key], cost)
-                self._bytes += cost
-            while self._bytes > self._max:
-                self._bytes -= self._entries.popitem(last=False)[1][1]
+                self._drop(key)  # read by a concurrent miss too
+                self._put(key, (decoded[key], cost))
+            self._evict()
         return decoded
 
     def written(self, keys: Iterable[bytes], landed: dict[bytes, bytes] | None = None,
@@ -125,21 +121,31 @@ class RecordCache:
         with self._lock:
             self._writes += 1
             for key in keys:
-                old = self._entries.pop(key, None)
-                if old is not None:
-                    self._bytes -= old[1]
+                self._drop(key)
             for key, entry in decoded.items():
-                self._entries[key] = entry
-                self._bytes += entry[1]
-            while self._bytes > self._max:
-                self._bytes -= self._entries.popitem(last=False)[1][1]
+                self._put(key, entry)
+            self._evict()
             for key, raw in (room or {}).items():
                 cost = _cost(raw)
                 if self._bytes + cost > self._max:
                     break
-                self._entries[key] = (raw, cost)
+                self._put(key, (raw, cost))
                 self._entries.move_to_end(key, last=False)  # the first to leave
-                self._bytes += cost
+
+    # Under the lock: every change of what it holds goes through these three.
+    def _put(self, key: bytes, entry: tuple[Any, int]) -> None:
+        self._entries[key] = entry
+        self._bytes += entry[1]
+
+    def _drop(self, key: bytes) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1]
+
+    def _evict(self) -> None:
+        """The least recently read leave until it is within its budget."""
+        while self._bytes > self._max:
+            self._bytes -= self._entries.popitem(last=False)[1][1]
 
     def clear(self) -> None:
         """The whole store changed (a snapshot installed)."""
@@ -152,10 +158,6 @@ class RecordCache:
     def bytes(self) -> int:
         """The estimated memory of the records it holds."""
         return self._bytes
-
-    @property
-    def budget(self) -> int:
-        return self._max
 
     def __len__(self) -> int:
         return len(self._entries)
