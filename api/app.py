@@ -38,6 +38,17 @@ from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
 
 
+def _freeze_when_warm(node: Node) -> None:
+    """Once the start-up warm-up is done, what it decoded into the record cache (~215 MB at
+    100k events, millions of containers) leaves the collector's reach too: each full
+    collection walked it, 30-170 ms each, several while the cache filled and one in the first
+    seconds of questions after it. The records are acyclic: one the cache evicts later is
+    still freed when its last reference goes."""
+    node.warmer.join()
+    if node.warmth is not None:  # it finished (a closing node stops it: nothing to keep)
+        gc.freeze()
+
+
 def create_app(settings: Settings | None = None, node: Node | None = None) -> Starlette:
     """An app serving ``node`` (or a node it starts and stops itself from ``settings``)."""
     settings = settings or (node.settings if node else Settings.from_env())
@@ -63,6 +74,9 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             # a retrieve at 100k events).
             gc.collect()
             gc.freeze()
+            if app.state.node.warmer is not None:
+                threading.Thread(target=_freeze_when_warm, args=(app.state.node,),
+                                 name="memorose-freeze", daemon=True).start()
             # A retrieve's vector search on one BLAS thread: OpenBLAS's worker otherwise spins
             # between searches and takes a core from every other request (models/blas.py).
             blas.one_thread()

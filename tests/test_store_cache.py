@@ -4,13 +4,16 @@ entities and events, not the vectors."""
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 import threading
 
 import numpy as np
 from conftest import make_settings, wait_until
+from starlette.testclient import TestClient
 
+from api import create_app
 from memorose_dagster.ids import new_id
 from memorose_dagster.log import keys
 from memorose_dagster.log import store as store_module
@@ -229,3 +232,39 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
     assert Settings.from_env(check=False).warm_store is False
     monkeypatch.setenv("MEMOROSE_WARM_STORE", "1")
     assert Settings.from_env(check=False).warm_store is True
+
+
+def test_a_served_node_puts_what_its_warm_up_decoded_out_of_the_collectors_reach(
+        tmp_path, embedder, monkeypatch):
+    home = tmp_path / "n"
+    node = Node(make_settings(home, commit_timeout=5.0), embedder=embedder)
+    try:
+        node.wait_ready()
+        events = [Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
+                        content=f"fact number {i}", timestamp=1.0) for i in range(20)]
+        node.ingest(events)
+        node.submit([Memory(id=f"l1_{i}", tenant="default", user_id="u", stream_id="s",
+                            content=f"memory {i}", source_event_ids=[e.event_id]).to_dict()
+                     for i, e in enumerate(events)])
+    finally:
+        node.close()
+    gate, warm = threading.Event(), Store.warm
+
+    def gated(store, *args, **kwargs):  # the warm-up decodes after the start's own freeze
+        assert gate.wait(10)
+        return warm(store, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "warm", gated)
+    with TestClient(create_app(make_settings(home, commit_timeout=5.0))) as client:
+        assert client.get("/health").json()["caches"] == "warming"
+        gate.set()
+        wait_until(lambda: client.get("/health").json()["caches"] == "warm", what="warm")
+        freezer = next((t for t in threading.enumerate() if t.name == "memorose-freeze"), None)
+        if freezer is not None:  # it may have finished already
+            freezer.join(timeout=10)
+        served = client.app.state.node
+        cached = [record for record, _ in served.store.record_cache._entries.values()  # noqa: SLF001
+                  if isinstance(record, dict) and record.get("source_event_ids")]
+        assert len(cached) == 20 and all(gc.is_tracked(record) for record in cached)
+        collectable = {id(obj) for obj in gc.get_objects()}  # the frozen ones are not listed
+        assert not any(id(record) in collectable for record in cached)
