@@ -37,15 +37,21 @@ from memorose_dagster.models import blas
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
 
+# How often a served node's warm-up hands what it decoded so far to the permanent generation.
+FREEZE_EVERY = 0.25
 
-def _freeze_when_warm(node: Node) -> None:
-    """Once the start-up warm-up is done, what it decoded into the record cache (~215 MB at
-    100k events, millions of containers) leaves the collector's reach too: each full
-    collection walked it, 30-170 ms each, several while the cache filled and one in the first
-    seconds of questions after it. The records are acyclic: one the cache evicts later is
-    still freed when its last reference goes."""
-    node.warmer.join()
-    if node.warmth is not None:  # it finished (a closing node stops it: nothing to keep)
+
+def _freeze_as_it_warms(node: Node) -> None:
+    """What the start-up warm-up decodes into the record cache (~215 MB at 100k events,
+    millions of containers) leaves the collector's reach as it comes: each full collection
+    walked it, 30-90 ms each while the cache filled (the questions asked meanwhile waited) and
+    up to 170 ms once it was full, one seen among the first questions after it. Every
+    ``FREEZE_EVERY`` s and once at the end, not once per batch: a freeze also keeps whatever
+    cyclic garbage the young generations hold then, for good (a few of the requests' objects
+    at most, for ~10 s). The records are acyclic: one the cache evicts later is still freed
+    when its last reference goes."""
+    while node.warmer.is_alive():
+        node.warmer.join(FREEZE_EVERY)
         gc.freeze()
 
 
@@ -75,7 +81,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             gc.collect()
             gc.freeze()
             if app.state.node.warmer is not None:
-                threading.Thread(target=_freeze_when_warm, args=(app.state.node,),
+                threading.Thread(target=_freeze_as_it_warms, args=(app.state.node,),
                                  name="memorose-freeze", daemon=True).start()
             # A retrieve's vector search on one BLAS thread: OpenBLAS's worker otherwise spins
             # between searches and takes a core from every other request (models/blas.py).

@@ -17,7 +17,7 @@ from api import create_app
 from memorose_dagster.ids import new_id
 from memorose_dagster.log import keys
 from memorose_dagster.log import store as store_module
-from memorose_dagster.log.store import BLOCK_CACHE_BYTES, WARM_PREFIXES, Store
+from memorose_dagster.log.store import BLOCK_CACHE_BYTES, WARM_PREFIXES, WARM_RECORDS, Store
 from memorose_dagster.node.node import Node
 from memorose_dagster.records import Event, Memory, Vector
 from memorose_dagster.settings import Settings
@@ -248,23 +248,32 @@ def test_a_served_node_puts_what_its_warm_up_decoded_out_of_the_collectors_reach
                      for i, e in enumerate(events)])
     finally:
         node.close()
-    gate, warm = threading.Event(), Store.warm
+    gate, held, release, warm = threading.Event(), threading.Event(), threading.Event(), Store.warm
 
-    def gated(store, *args, **kwargs):  # the warm-up decodes after the start's own freeze
+    def gated(store, prefixes, *args, **kwargs):  # decodes after the start's own freeze
         assert gate.wait(10)
-        return warm(store, *args, **kwargs)
+        warmth = warm(store, prefixes, *args, **kwargs)
+        if prefixes == WARM_RECORDS:  # then waits, the memories decoded
+            held.set()
+            assert release.wait(10)
+        return warmth
+
+    def decoded_and_frozen(node) -> bool:
+        cached = [record for record, _ in node.store.record_cache._entries.values()  # noqa: SLF001
+                  if isinstance(record, dict) and record.get("source_event_ids")]
+        assert all(gc.is_tracked(record) for record in cached)
+        collectable = {id(obj) for obj in gc.get_objects()}  # the frozen ones are not listed
+        return len(cached) == 20 and not any(id(record) in collectable for record in cached)
 
     monkeypatch.setattr(Store, "warm", gated)
     with TestClient(create_app(make_settings(home, commit_timeout=5.0))) as client:
+        served = client.app.state.node
         assert client.get("/health").json()["caches"] == "warming"
         gate.set()
+        assert held.wait(10)
+        # Frozen as the warm-up goes, not only at its end.
+        wait_until(lambda: decoded_and_frozen(served), timeout=5, what="frozen while warming")
+        assert served.warmer.is_alive() and client.get("/health").json()["caches"] == "warming"
+        release.set()
         wait_until(lambda: client.get("/health").json()["caches"] == "warm", what="warm")
-        freezer = next((t for t in threading.enumerate() if t.name == "memorose-freeze"), None)
-        if freezer is not None:  # it may have finished already
-            freezer.join(timeout=10)
-        served = client.app.state.node
-        cached = [record for record, _ in served.store.record_cache._entries.values()  # noqa: SLF001
-                  if isinstance(record, dict) and record.get("source_event_ids")]
-        assert len(cached) == 20 and all(gc.is_tracked(record) for record in cached)
-        collectable = {id(obj) for obj in gc.get_objects()}  # the frozen ones are not listed
-        assert not any(id(record) in collectable for record in cached)
+        assert decoded_and_frozen(served)
