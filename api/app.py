@@ -19,6 +19,7 @@ from api import (
     audit_routes,
     batches,
     cluster_routes,
+    collector,
     graph_routes,
     handlers,
     key_routes,
@@ -36,23 +37,6 @@ from memorose_dagster.errors import MemoroseError
 from memorose_dagster.models import blas
 from memorose_dagster.node.node import Node, StoreClosed
 from memorose_dagster.settings import Settings
-
-# How often a served node's warm-up hands what it decoded so far to the permanent generation.
-FREEZE_EVERY = 0.25
-
-
-def _freeze_as_it_warms(node: Node) -> None:
-    """What the start-up warm-up decodes into the record cache (~215 MB at 100k events,
-    millions of containers) leaves the collector's reach as it comes: each full collection
-    walked it, 30-90 ms each while the cache filled (the questions asked meanwhile waited) and
-    up to 170 ms once it was full, one seen among the first questions after it. Every
-    ``FREEZE_EVERY`` s and once at the end, not once per batch: a freeze also keeps whatever
-    cyclic garbage the young generations hold then, for good (a few of the requests' objects
-    at most, for ~10 s). The records are acyclic: one the cache evicts later is still freed
-    when its last reference goes."""
-    while node.warmer.is_alive():
-        node.warmer.join(FREEZE_EVERY)
-        gc.freeze()
 
 
 def create_app(settings: Settings | None = None, node: Node | None = None) -> Starlette:
@@ -75,13 +59,13 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             # The ingest workers start beside the node, not with its first large batch.
             threading.Thread(target=app.state.ingest.start, name="memorose-ingest-start",
                              daemon=True).start()
-            # What the start loaded (models, indexes, caches) lives as long as the process: out
-            # of the collector's reach, a full collection no longer walks it (one took 93 ms of
-            # a retrieve at 100k events).
+            # What lives as long as the process leaves the collector's reach (collector.py):
+            # what the start loaded, what the warm-up decodes, what survives a full collection.
             gc.collect()
             gc.freeze()
+            stop_freezing = collector.freeze_survivors()
             if app.state.node.warmer is not None:
-                threading.Thread(target=_freeze_as_it_warms, args=(app.state.node,),
+                threading.Thread(target=collector.freeze_as_it_warms, args=(app.state.node,),
                                  name="memorose-freeze", daemon=True).start()
             # A retrieve's vector search on one BLAS thread: OpenBLAS's worker otherwise spins
             # between searches and takes a core from every other request (models/blas.py).
@@ -93,6 +77,7 @@ def create_app(settings: Settings | None = None, node: Node | None = None) -> St
             app.state.ingest.close()
             if own:
                 app.state.node.close()
+                stop_freezing()
 
     app = Starlette(
         routes=[
