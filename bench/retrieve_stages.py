@@ -37,6 +37,7 @@ from ingest_retrieve import (
 )
 from retrieve_clients import WARMUP, Questions, kept_questions, store_parser
 
+from api import collector
 from memorose_dagster.models import blas
 from memorose_dagster.node.node import Node
 from memorose_dagster.node.retrieval import STAGES
@@ -152,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for user, question in questions.take(WARMUP):
             node.retrieve(TENANT, user, question, 10)
         gc.collect()
-        gc.freeze()  # as a served node does after its start (api/app.py)
+        gc.freeze()  # as a served node does after its start (api/app.py, api/collector.py)
+        collector.freeze_survivors()
         blas.one_thread()
         rows: list[Row] = []
         for clients in (int(c) for c in args.clients.split(",")):
