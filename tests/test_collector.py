@@ -18,7 +18,8 @@ def collectable(obj: object) -> bool:
 
 
 def test_a_served_node_freezes_what_survives_a_full_collection(tmp_path):
-    with TestClient(create_app(make_settings(tmp_path / "a"))) as client:
+    # No warm-up: it would freeze everything every 0.25 s while it runs (test_store_cache.py).
+    with TestClient(create_app(make_settings(tmp_path / "a", warm_store=False))) as client:
         assert client.get("/health").status_code == 200
         kept = [["a long-lived record"]]
         assert gc.is_tracked(kept) and collectable(kept)
