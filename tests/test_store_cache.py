@@ -4,20 +4,17 @@ entities and events, not the vectors."""
 
 from __future__ import annotations
 
-import gc
 import re
 import sys
 import threading
 
 import numpy as np
 from conftest import make_settings, wait_until
-from starlette.testclient import TestClient
 
-from api import create_app
 from memorose_dagster.ids import new_id
 from memorose_dagster.log import keys
 from memorose_dagster.log import store as store_module
-from memorose_dagster.log.store import BLOCK_CACHE_BYTES, WARM_PREFIXES, WARM_RECORDS, Store
+from memorose_dagster.log.store import BLOCK_CACHE_BYTES, WARM_PREFIXES, Store
 from memorose_dagster.node.node import Node
 from memorose_dagster.records import Event, Memory, Vector
 from memorose_dagster.settings import Settings
@@ -233,47 +230,3 @@ def test_a_restarted_node_warms_its_store_unless_told_not_to(tmp_path, embedder,
     monkeypatch.setenv("MEMOROSE_WARM_STORE", "1")
     assert Settings.from_env(check=False).warm_store is True
 
-
-def test_a_served_node_puts_what_its_warm_up_decoded_out_of_the_collectors_reach(
-        tmp_path, embedder, monkeypatch):
-    home = tmp_path / "n"
-    node = Node(make_settings(home, commit_timeout=5.0), embedder=embedder)
-    try:
-        node.wait_ready()
-        events = [Event(event_id=new_id(), tenant="default", user_id="u", stream_id="s",
-                        content=f"fact number {i}", timestamp=1.0) for i in range(20)]
-        node.ingest(events)
-        node.submit([Memory(id=f"l1_{i}", tenant="default", user_id="u", stream_id="s",
-                            content=f"memory {i}", source_event_ids=[e.event_id]).to_dict()
-                     for i, e in enumerate(events)])
-    finally:
-        node.close()
-    gate, held, release, warm = threading.Event(), threading.Event(), threading.Event(), Store.warm
-
-    def gated(store, prefixes, *args, **kwargs):  # decodes after the start's own freeze
-        assert gate.wait(10)
-        warmth = warm(store, prefixes, *args, **kwargs)
-        if prefixes == WARM_RECORDS:  # then waits, the memories decoded
-            held.set()
-            assert release.wait(10)
-        return warmth
-
-    def decoded_and_frozen(node) -> bool:
-        cached = [record for record, _ in node.store.record_cache._entries.values()  # noqa: SLF001
-                  if isinstance(record, dict) and record.get("source_event_ids")]
-        assert all(gc.is_tracked(record) for record in cached)
-        collectable = {id(obj) for obj in gc.get_objects()}  # the frozen ones are not listed
-        return len(cached) == 20 and not any(id(record) in collectable for record in cached)
-
-    monkeypatch.setattr(Store, "warm", gated)
-    with TestClient(create_app(make_settings(home, commit_timeout=5.0))) as client:
-        served = client.app.state.node
-        assert client.get("/health").json()["caches"] == "warming"
-        gate.set()
-        assert held.wait(10)
-        # Frozen as the warm-up goes, not only at its end.
-        wait_until(lambda: decoded_and_frozen(served), timeout=5, what="frozen while warming")
-        assert served.warmer.is_alive() and client.get("/health").json()["caches"] == "warming"
-        release.set()
-        wait_until(lambda: client.get("/health").json()["caches"] == "warm", what="warm")
-        assert decoded_and_frozen(served)
